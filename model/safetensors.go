@@ -1,0 +1,126 @@
+package model
+
+import (
+	"encoding/binary"
+	"fmt"
+	"math"
+	"os"
+	"unsafe"
+
+	"github.com/nlpodyssey/safetensors"
+	"golang.org/x/sys/unix"
+)
+
+// LoadSafetensors memory-maps a model.safetensors file and checks its
+// tensors against cfg. float32 tensors are used in place (no copy) when
+// aligned; float16 and bfloat16 tensors are widened to float32.
+func LoadSafetensors(path string, cfg Config) (*Weights, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrWeights, err)
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrWeights, err)
+	}
+	size := fi.Size()
+	if size < 8 {
+		return nil, fmt.Errorf("%w: %s: %d bytes is too short for a safetensors file", ErrWeights, path, size)
+	}
+	if size > 1<<40 {
+		return nil, fmt.Errorf("%w: %s: %d bytes is too large", ErrWeights, path, size)
+	}
+	buf, err := unix.Mmap(int(f.Fd()), 0, int(size), unix.PROT_READ, unix.MAP_SHARED)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %s: mmap: %w", ErrWeights, path, err)
+	}
+	unmap := func() error { return unix.Munmap(buf) }
+	w, err := parseSafetensors(path, buf, cfg)
+	if err != nil {
+		unmap()
+		return nil, err
+	}
+	w.closers = append(w.closers, unmap)
+	return w, nil
+}
+
+// ParseSafetensors checks the tensors of a safetensors file held in buf
+// against cfg. The returned weights may alias buf.
+func ParseSafetensors(name string, buf []byte, cfg Config) (*Weights, error) {
+	return parseSafetensors(name, buf, cfg)
+}
+
+func parseSafetensors(path string, buf []byte, cfg Config) (w *Weights, err error) {
+	// The parser is third-party code run on untrusted bytes: turn any panic
+	// into an error.
+	defer func() {
+		if r := recover(); r != nil {
+			w, err = nil, fmt.Errorf("%w: %s: malformed safetensors file: %v", ErrWeights, path, r)
+		}
+	}()
+	st, err := safetensors.Deserialize(buf)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %s: %v", ErrWeights, path, err)
+	}
+	raw := make(map[string]rawTensor, st.Len())
+	for _, nt := range st.Tensors() {
+		tv := nt.TensorView
+		shape := make([]int, len(tv.Shape()))
+		for i, d := range tv.Shape() {
+			if d > maxDim*maxDim {
+				return nil, fmt.Errorf("%w: %s: tensor %s: dimension %d too large", ErrWeights, path, nt.Name, d)
+			}
+			shape[i] = int(d)
+		}
+		data := tv.Data()
+		dtype := tv.DType().String()
+		raw[nt.Name] = rawTensor{shape: shape, dtype: dtype, data: func() ([]float32, error) {
+			return bytesToF32(data, dtype)
+		}}
+	}
+	return check(path, cfg, raw)
+}
+
+// bytesToF32 interprets little-endian tensor bytes as float32 values,
+// without copying when the dtype is F32 and the bytes are aligned.
+func bytesToF32(b []byte, dtype string) ([]float32, error) {
+	switch dtype {
+	case "F32":
+		if len(b)%4 != 0 {
+			return nil, fmt.Errorf("%d bytes is not a whole number of float32", len(b))
+		}
+		n := len(b) / 4
+		if n == 0 {
+			return []float32{}, nil
+		}
+		if uintptr(unsafe.Pointer(&b[0]))%4 == 0 && nativeLittleEndian {
+			return unsafe.Slice((*float32)(unsafe.Pointer(&b[0])), n), nil
+		}
+		out := make([]float32, n)
+		for i := range out {
+			out[i] = math.Float32frombits(binary.LittleEndian.Uint32(b[4*i:]))
+		}
+		return out, nil
+	case "F16", "BF16":
+		if len(b)%2 != 0 {
+			return nil, fmt.Errorf("%d bytes is not a whole number of 16-bit values", len(b))
+		}
+		out := make([]float32, len(b)/2)
+		for i := range out {
+			h := binary.LittleEndian.Uint16(b[2*i:])
+			if dtype == "F16" {
+				out[i] = f16ToF32(h)
+			} else {
+				out[i] = bf16ToF32(h)
+			}
+		}
+		return out, nil
+	}
+	return nil, fmt.Errorf("dtype %s is not a float type", dtype)
+}
+
+var nativeLittleEndian = func() bool {
+	x := uint16(1)
+	return *(*byte)(unsafe.Pointer(&x)) == 1
+}()

@@ -1,0 +1,206 @@
+package model
+
+import (
+	"context"
+	"fmt"
+	"math"
+
+	"github.com/blipcuda/blipcuda/ops"
+)
+
+// TextBatch is a batch of tokenised texts, right-padded to one length.
+type TextBatch struct {
+	// IDs holds Batch×Len token ids, row-major.
+	IDs []int32
+	// Mask holds Batch×Len values, 1 for a real token and 0 for padding.
+	Mask []int32
+	// Batch is the number of texts; Len the padded length.
+	Batch, Len int
+}
+
+// validate checks the batch against the model.
+func (tb TextBatch) validate(cfg Config) error {
+	t := cfg.Text
+	if tb.Batch <= 0 || tb.Len <= 0 {
+		return fmt.Errorf("%w: empty text batch (%d×%d)", ErrInput, tb.Batch, tb.Len)
+	}
+	if tb.Len > t.MaxPositionEmbeddings {
+		return fmt.Errorf("%w: %d tokens exceed the model's %d positions", ErrInput, tb.Len, t.MaxPositionEmbeddings)
+	}
+	if len(tb.IDs) != tb.Batch*tb.Len || len(tb.Mask) != tb.Batch*tb.Len {
+		return fmt.Errorf("%w: text batch %d×%d has %d ids and %d mask values",
+			ErrInput, tb.Batch, tb.Len, len(tb.IDs), len(tb.Mask))
+	}
+	for i, id := range tb.IDs {
+		if id < 0 || int(id) >= t.VocabSize {
+			return fmt.Errorf("%w: text %d: token id %d outside the vocabulary [0, %d)",
+				ErrInput, i/tb.Len, id, t.VocabSize)
+		}
+	}
+	for i, v := range tb.Mask {
+		if v != 0 && v != 1 {
+			return fmt.Errorf("%w: text %d: attention mask value %d, want 0 or 1", ErrInput, i/tb.Len, v)
+		}
+	}
+	return nil
+}
+
+// additiveMask returns BERT's extended attention mask, (1 − mask)·−10000,
+// as [Batch, Len].
+func (tb TextBatch) additiveMask() []float32 {
+	out := make([]float32, len(tb.Mask))
+	for i, v := range tb.Mask {
+		out[i] = float32(1-v) * -10000
+	}
+	return out
+}
+
+// crossKV holds one image's cross-attention keys and values for every text
+// layer: [1, tokens, text width] each. They depend only on the image, so
+// they are computed once and shared by all texts matched against it.
+type crossKV struct{ k, v []ops.Tensor }
+
+// encodeText runs the text encoder on tb, with cross-attention to kv when it
+// is not nil (the ITM branch), and leaves the last hidden state, [Batch,
+// Len, width], in the returned tensor (owned by s).
+func (m *Model) encodeText(ctx context.Context, s *scratch, tb TextBatch, kv *crossKV) ops.Tensor {
+	t := m.cfg.Text
+	b, n, d := tb.Batch, tb.Len, t.HiddenSize
+	heads := ops.AttentionParams{Heads: t.NumAttentionHeads, Scale: float32(1 / math.Sqrt(float64(d/t.NumAttentionHeads)))}
+
+	mask := s.upload(tb.additiveMask(), b, n)
+	x := s.new(b, n, d)
+	q, k, v := s.new(b, n, d), s.new(b, n, d), s.new(b, n, d)
+	a := s.new(b, n, d)
+	mlp := s.new(b, n, t.IntermediateSize)
+
+	s.do("text word embeddings", func() error { return m.be.Gather(ctx, x, m.wordEmb, tb.IDs) })
+	s.do("text position embeddings", func() error { return m.be.AddPositions(ctx, x, x, m.posEmb) })
+	s.do("text embeddings LayerNorm", func() error {
+		return m.be.LayerNorm(ctx, x, x, m.embNorm.w, m.embNorm.b, m.embNorm.eps)
+	})
+	prefix := "text"
+	if kv != nil {
+		prefix = "multimodal"
+	}
+	m.trace(ctx, s, prefix+".embeddings", x)
+	for i, l := range m.text {
+		name := fmt.Sprintf("text layer %d", i)
+		// Post-LN BERT block.
+		s.do(name+" query", func() error { return m.be.Linear(ctx, q, x, l.q.w, l.q.b, ops.ActNone) })
+		s.do(name+" key", func() error { return m.be.Linear(ctx, k, x, l.k.w, l.k.b, ops.ActNone) })
+		s.do(name+" value", func() error { return m.be.Linear(ctx, v, x, l.v.w, l.v.b, ops.ActNone) })
+		s.do(name+" self-attention", func() error { return m.be.Attention(ctx, a, q, k, v, mask, heads) })
+		s.do(name+" attention output", func() error { return m.be.Linear(ctx, q, a, l.out.w, l.out.b, ops.ActNone) })
+		s.do(name+" attention LayerNorm", func() error {
+			return m.be.AddLayerNorm(ctx, nil, x, q, x, l.attnNorm.w, l.attnNorm.b, l.attnNorm.eps)
+		})
+		if kv != nil {
+			// The cross-attention mask is all zeros (every image token is
+			// visible), so no mask is passed.
+			s.do(name+" cross query", func() error { return m.be.Linear(ctx, q, x, l.cq.w, l.cq.b, ops.ActNone) })
+			s.do(name+" cross-attention", func() error { return m.be.Attention(ctx, a, q, kv.k[i], kv.v[i], nil, heads) })
+			s.do(name+" cross output", func() error { return m.be.Linear(ctx, q, a, l.crossOut.w, l.crossOut.b, ops.ActNone) })
+			s.do(name+" cross LayerNorm", func() error {
+				return m.be.AddLayerNorm(ctx, nil, x, q, x, l.crossNorm.w, l.crossNorm.b, l.crossNorm.eps)
+			})
+		}
+		s.do(name+" intermediate+gelu", func() error { return m.be.Linear(ctx, mlp, x, l.inter.w, l.inter.b, ops.ActGELU) })
+		s.do(name+" output", func() error { return m.be.Linear(ctx, q, mlp, l.output.w, l.output.b, ops.ActNone) })
+		s.do(name+" output LayerNorm", func() error {
+			return m.be.AddLayerNorm(ctx, nil, x, q, x, l.outNorm.w, l.outNorm.b, l.outNorm.eps)
+		})
+		m.trace(ctx, s, fmt.Sprintf("%s.layer.%d", prefix, i), x)
+	}
+	return x
+}
+
+// TextEmbeddings returns the ITC embeddings of a batch of texts: [Batch,
+// 256], normalize(text_proj(last_hidden_state[:, 0])) from the text encoder
+// run without the image (cross-attention skipped). Position 0 should hold
+// [CLS].
+func (m *Model) TextEmbeddings(ctx context.Context, tb TextBatch) ([]float32, error) {
+	if err := tb.validate(m.cfg); err != nil {
+		return nil, err
+	}
+	s := &scratch{be: m.be}
+	defer s.free()
+	x := m.encodeText(ctx, s, tb, nil)
+	d := m.cfg.ImageTextHiddenSize
+	cls := s.new(tb.Batch, m.cfg.Text.HiddenSize)
+	emb := s.new(tb.Batch, d)
+	s.do("text [CLS] row", func() error { return m.be.TakeRow(ctx, cls, x, 0) })
+	s.do("text_proj", func() error { return m.be.Linear(ctx, emb, cls, m.textProj.w, m.textProj.b, ops.ActNone) })
+	s.do("text embedding normalize", func() error { return m.be.L2Normalize(ctx, emb, emb) })
+	if s.err != nil {
+		return nil, s.err
+	}
+	out := make([]float32, tb.Batch*d)
+	if err := m.be.Download(ctx, out, emb); err != nil {
+		return nil, fmt.Errorf("model: downloading text embeddings: %w", err)
+	}
+	return out, nil
+}
+
+// ITMLogits runs the multimodal encoder: every text of tb against image
+// `image` of f. It returns [Batch, 2] raw logits, index 1 meaning "match".
+// The image's cross-attention keys and values are computed once per layer
+// and shared by the whole batch.
+func (m *Model) ITMLogits(ctx context.Context, f *ImageFeatures, image int, tb TextBatch) ([]float32, error) {
+	if f == nil || f.t == nil || f.m != m {
+		return nil, fmt.Errorf("%w: image features missing, freed or from another model", ErrInput)
+	}
+	if image < 0 || image >= f.n {
+		return nil, fmt.Errorf("%w: image %d of a batch of %d", ErrInput, image, f.n)
+	}
+	if err := tb.validate(m.cfg); err != nil {
+		return nil, err
+	}
+	s := &scratch{be: m.be}
+	defer s.free()
+	t := m.cfg.Text
+	img := f.t
+	if f.n > 1 {
+		img = s.new(1, f.tokens, f.width)
+		s.do("selecting the image", func() error { return m.be.CopyRows(ctx, img, f.t, image*f.tokens) })
+	}
+	kv := &crossKV{}
+	for i, l := range m.text {
+		k, v := s.new(1, f.tokens, t.HiddenSize), s.new(1, f.tokens, t.HiddenSize)
+		s.do(fmt.Sprintf("text layer %d cross key", i), func() error { return m.be.Linear(ctx, k, img, l.ck.w, l.ck.b, ops.ActNone) })
+		s.do(fmt.Sprintf("text layer %d cross value", i), func() error { return m.be.Linear(ctx, v, img, l.cv.w, l.cv.b, ops.ActNone) })
+		kv.k, kv.v = append(kv.k, k), append(kv.v, v)
+	}
+	x := m.encodeText(ctx, s, tb, kv)
+	cls := s.new(tb.Batch, t.HiddenSize)
+	logits := s.new(tb.Batch, 2)
+	s.do("multimodal [CLS] row", func() error { return m.be.TakeRow(ctx, cls, x, 0) })
+	s.do("itm_head", func() error { return m.be.Linear(ctx, logits, cls, m.itmHead.w, m.itmHead.b, ops.ActNone) })
+	if s.err != nil {
+		return nil, s.err
+	}
+	out := make([]float32, tb.Batch*2)
+	if err := m.be.Download(ctx, out, logits); err != nil {
+		return nil, fmt.Errorf("model: downloading ITM logits: %w", err)
+	}
+	return out, nil
+}
+
+// TraceFunc receives an intermediate activation: its name (e.g.
+// "vision.layer.3", "text.layer.0", "multimodal.layer.11"), shape and values.
+type TraceFunc func(name string, shape []int, data []float32)
+
+// SetTrace installs fn to receive every layer's output (nil removes it).
+// Tracing downloads each activation, so it is for tests and debugging.
+func (m *Model) SetTrace(fn TraceFunc) { m.tracer = fn }
+
+func (m *Model) trace(ctx context.Context, s *scratch, name string, t ops.Tensor) {
+	if m.tracer == nil || s.err != nil {
+		return
+	}
+	data := make([]float32, t.Len())
+	s.do("trace "+name, func() error { return m.be.Download(ctx, data, t) })
+	if s.err == nil {
+		m.tracer(name, append([]int(nil), t.Shape()...), data)
+	}
+}
