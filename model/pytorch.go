@@ -2,8 +2,10 @@ package model
 
 import (
 	"archive/zip"
+	"bytes"
 	"fmt"
 	"io"
+	"os"
 	"path"
 	"strings"
 	"unsafe"
@@ -27,13 +29,30 @@ func LoadPyTorch(file string, cfg Config) (w *Weights, err error) {
 			w, err = nil, fmt.Errorf("%w: %s: malformed PyTorch checkpoint: %v", ErrWeights, file, r)
 		}
 	}()
-	zr, err := zip.OpenReader(file)
+	f, err := os.Open(file)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrWeights, err)
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrWeights, err)
+	}
+	zr, err := zip.NewReader(f, st.Size())
 	if err != nil {
 		return nil, fmt.Errorf("%w: %s: not a PyTorch zip checkpoint (torch.save's legacy format is not supported): %v",
 			ErrWeights, file, err)
 	}
-	defer zr.Close()
+	return loadPyTorchZip(file, zr, cfg)
+}
 
+// loadPyTorchZip reads the state dict of an opened PyTorch archive.
+func loadPyTorchZip(file string, zr *zip.Reader, cfg Config) (w *Weights, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			w, err = nil, fmt.Errorf("%w: %s: malformed PyTorch checkpoint: %v", ErrWeights, file, r)
+		}
+	}()
 	var pkl *zip.File
 	records := map[string]*zip.File{}
 	for _, f := range zr.File {
@@ -60,9 +79,16 @@ func LoadPyTorch(file string, cfg Config) (w *Weights, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: %s: %v", ErrWeights, file, err)
 	}
-	defer rc.Close()
+	pklBytes, err := io.ReadAll(io.LimitReader(rc, 64<<20))
+	rc.Close()
+	if err != nil {
+		return nil, fmt.Errorf("%w: %s: data.pkl: %v", ErrWeights, file, err)
+	}
+	if err := scanPickle(pklBytes); err != nil {
+		return nil, fmt.Errorf("%w: %s: data.pkl: %v", ErrWeights, file, err)
+	}
 
-	u := pickle.NewUnpickler(io.LimitReader(rc, 64<<20))
+	u := pickle.NewUnpickler(bytes.NewReader(pklBytes))
 	u.FindClass = findClass
 	u.PersistentLoad = func(id any) (any, error) { return persistentLoad(id, records) }
 	obj, err := func() (obj any, err error) {

@@ -307,12 +307,19 @@ func FuzzLoadPyTorch(f *testing.F) {
 	}
 	f.Add([]byte("\x80\x02}q\x00."))
 	cfg := tinyConfig(f, "tiny-large")
-	dir := f.TempDir()
 	f.Fuzz(func(t *testing.T, pkl []byte) {
-		p := filepath.Join(dir, "fuzz.bin")
-		zipWith(t, p, pkl, map[string][]byte{"0": make([]byte, 64)})
-		w, err := LoadPyTorch(p, cfg)
-		if err == nil {
+		var buf bytes.Buffer
+		zw := zip.NewWriter(&buf)
+		w, _ := zw.Create("archive/data.pkl")
+		w.Write(pkl)
+		w, _ = zw.Create("archive/data/0")
+		w.Write(make([]byte, 64))
+		zw.Close()
+		zr, err := zip.NewReader(bytes.NewReader(buf.Bytes()), int64(buf.Len()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if w, err := loadPyTorchZip("fuzz.bin", zr, cfg); err == nil {
 			w.Close()
 		}
 	})
