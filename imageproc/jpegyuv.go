@@ -1,0 +1,145 @@
+package imageproc
+
+import "image"
+
+// Go's image/jpeg returns the decoded Y, Cb and Cr planes at their stored
+// resolution. Pillow's libjpeg-turbo (3.1.x in Pillow 12.0.0 wheels) turns
+// them into RGB with "fancy" (triangle-filter) chroma upsampling and its own
+// fixed-point colour conversion, while Go's generic path replicates chroma
+// samples and rounds differently. jpegYCbCrToRGB reproduces libjpeg-turbo's
+// upsampling (jdsample.c: h2v2/h2v1/h1v2 fancy upsampling, the box filter
+// when the subsampled width is ≤ 2, edge rows and columns replicated) and its
+// colour conversion (jdcolor.c ycc_rgb_convert), which removes most of the
+// difference for 4:2:0 and 4:2:2 images. What remains comes from the IDCT:
+// Go's integer IDCT is not libjpeg-turbo's ISLOW, so values still differ by a
+// few levels (see TestFixturesLossy).
+
+// libjpeg colour-conversion tables (SCALEBITS = 16).
+var jpegCrR, jpegCbB, jpegCrG, jpegCbG [256]int32
+
+func init() {
+	const half = 1 << 15
+	for i := 0; i < 256; i++ {
+		x := int32(i - 128)
+		jpegCrR[i] = (91881*x + half) >> 16  // FIX(1.40200)
+		jpegCbB[i] = (116130*x + half) >> 16 // FIX(1.77200)
+		jpegCrG[i] = -46802 * x              // FIX(0.71414)
+		jpegCbG[i] = -22554*x + half         // FIX(0.34414), rounding folded in
+	}
+}
+
+func clampU8(v int32) uint8 {
+	if v < 0 {
+		return 0
+	}
+	if v > 255 {
+		return 255
+	}
+	return uint8(v)
+}
+
+// upsampleChroma expands one chroma plane (cw×ch samples, row stride
+// stride) by hs×vs (each 1 or 2) to w×h the way libjpeg-turbo does.
+func upsampleChroma(p []uint8, stride, cw, ch, hs, vs, w, h int) []uint8 {
+	out := make([]uint8, w*h)
+	row := func(r int) []uint8 {
+		r = max(0, min(r, ch-1))
+		return p[r*stride : r*stride+cw]
+	}
+	fancy := (hs == 1 || cw > 2) && !(hs == 1 && vs == 1)
+	line := make([]uint8, 2*cw+2)
+	sums := make([]int32, cw)
+	for y := 0; y < h; y++ {
+		dst := out[y*w : (y+1)*w]
+		near := row(y / vs)
+		switch {
+		case !fancy || (hs == 1 && vs == 1):
+			for x := range dst {
+				dst[x] = near[x/hs]
+			}
+		case hs == 2 && vs == 2: // h2v2_fancy_upsample
+			far := row(y/2 - 1)
+			if y%2 == 1 {
+				far = row(y/2 + 1)
+			}
+			for c := 0; c < cw; c++ {
+				sums[c] = 3*int32(near[c]) + int32(far[c])
+			}
+			line[0] = uint8((sums[0]*4 + 8) >> 4)
+			line[1] = uint8((sums[0]*3 + sums[1] + 7) >> 4)
+			for c := 1; c < cw-1; c++ {
+				line[2*c] = uint8((sums[c]*3 + sums[c-1] + 8) >> 4)
+				line[2*c+1] = uint8((sums[c]*3 + sums[c+1] + 7) >> 4)
+			}
+			c := cw - 1
+			line[2*c] = uint8((sums[c]*3 + sums[c-1] + 8) >> 4)
+			line[2*c+1] = uint8((sums[c]*4 + 7) >> 4)
+			copy(dst, line[:w])
+		case hs == 2: // h2v1_fancy_upsample
+			in := near
+			line[0] = in[0]
+			line[1] = uint8((int32(in[0])*3 + int32(in[1]) + 2) >> 2)
+			for c := 1; c < cw-1; c++ {
+				v := int32(in[c]) * 3
+				line[2*c] = uint8((v + int32(in[c-1]) + 1) >> 2)
+				line[2*c+1] = uint8((v + int32(in[c+1]) + 2) >> 2)
+			}
+			c := cw - 1
+			line[2*c] = uint8((int32(in[c])*3 + int32(in[c-1]) + 1) >> 2)
+			line[2*c+1] = in[c]
+			copy(dst, line[:w])
+		default: // vs == 2, hs == 1: h1v2_fancy_upsample
+			far, bias := row(y/2-1), int32(1)
+			if y%2 == 1 {
+				far, bias = row(y/2+1), 2
+			}
+			for x := range dst {
+				dst[x] = uint8((3*int32(near[x]) + int32(far[x]) + bias) >> 2)
+			}
+		}
+	}
+	return out
+}
+
+// jpegYCbCrToRGB converts a YCbCr image decoded by image/jpeg like
+// libjpeg-turbo. It returns nil for layouts it does not handle (the caller
+// then uses Go's conversion).
+func jpegYCbCrToRGB(m *image.YCbCr) *RGB {
+	w, h := m.Rect.Dx(), m.Rect.Dy()
+	if m.Rect.Min != (image.Point{}) || w <= 0 || h <= 0 {
+		return nil
+	}
+	var hs, vs int
+	switch m.SubsampleRatio {
+	case image.YCbCrSubsampleRatio444:
+		hs, vs = 1, 1
+	case image.YCbCrSubsampleRatio422:
+		hs, vs = 2, 1
+	case image.YCbCrSubsampleRatio420:
+		hs, vs = 2, 2
+	case image.YCbCrSubsampleRatio440:
+		hs, vs = 1, 2
+	default:
+		return nil
+	}
+	cw, ch := (w+hs-1)/hs, (h+vs-1)/vs
+	if m.YStride < w || len(m.Y) < (h-1)*m.YStride+w || m.CStride < cw ||
+		len(m.Cb) < (ch-1)*m.CStride+cw || len(m.Cr) < (ch-1)*m.CStride+cw {
+		return nil
+	}
+	cb := upsampleChroma(m.Cb, m.CStride, cw, ch, hs, vs, w, h)
+	cr := upsampleChroma(m.Cr, m.CStride, cw, ch, hs, vs, w, h)
+	out := NewRGB(w, h)
+	for y := 0; y < h; y++ {
+		ys := m.Y[y*m.YStride : y*m.YStride+w]
+		d := out.Pix[3*y*w : 3*(y+1)*w]
+		for x, yv := range ys {
+			Y := int32(yv)
+			b, r := cb[y*w+x], cr[y*w+x]
+			d[3*x] = clampU8(Y + jpegCrR[r])
+			d[3*x+1] = clampU8(Y + (jpegCbG[b]+jpegCrG[r])>>16)
+			d[3*x+2] = clampU8(Y + jpegCbB[b])
+		}
+	}
+	return out
+}
