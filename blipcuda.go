@@ -35,6 +35,7 @@ import (
 	"sync"
 	"unicode/utf8"
 
+	"github.com/blipcuda/blipcuda/hub"
 	"github.com/blipcuda/blipcuda/imageproc"
 	"github.com/blipcuda/blipcuda/model"
 	"github.com/blipcuda/blipcuda/ops"
@@ -101,6 +102,11 @@ type Options struct {
 	// MaxPixels refuses images that declare more pixels (default
 	// imageproc.DefaultMaxPixels).
 	MaxPixels int
+	// Hub is the Hugging Face Hub client used to find (and, with Download,
+	// fetch) models by name; default hub.FromEnv().
+	Hub *hub.Client
+	// Download allows Load to pull a model that is not in the cache.
+	Download bool
 }
 
 // Option changes one field of Options.
@@ -127,6 +133,12 @@ func WithImageBatch(n int) Option { return func(o *Options) { o.ImageBatch = n }
 
 // WithMaxPixels sets the largest image, in pixels, that is decoded.
 func WithMaxPixels(n int) Option { return func(o *Options) { o.MaxPixels = n } }
+
+// WithHub sets the Hub client used to find and download models.
+func WithHub(c *hub.Client) Option { return func(o *Options) { o.Hub = c } }
+
+// WithDownload lets Load pull a model missing from the local cache.
+func WithDownload(download bool) Option { return func(o *Options) { o.Download = download } }
 
 func (o *Options) normalize() error {
 	if o.Device == "" {
@@ -190,6 +202,8 @@ type Model struct {
 type Info struct {
 	// Name is what the model was loaded as (family name, Hub id, directory).
 	Name string
+	// Repo is the Hub repository ("" for a local directory).
+	Repo string
 	// Dir is the checkpoint directory ("" for a model built from a config).
 	Dir string
 	// Weights says where the weights came from.
@@ -208,7 +222,8 @@ type Info struct {
 // large-flickr), Hub id (Salesforce/blip-itm-base-coco) or checkpoint
 // directory (config.json, model.safetensors or pytorch_model.bin,
 // tokenizer.json or vocab.txt, and optionally preprocessor_config.json).
-// Names and Hub ids are looked up in the local Hugging Face cache.
+// Names and Hub ids are looked up in the local Hugging Face cache; with
+// WithDownload(true) a missing model is pulled first.
 func Load(ctx context.Context, name string, opts ...Option) (*Model, error) {
 	var o Options
 	for _, f := range opts {
@@ -220,10 +235,40 @@ func Load(ctx context.Context, name string, opts ...Option) (*Model, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	dir, err := resolve(ctx, name)
+	c := o.Hub
+	if c == nil {
+		var err error
+		if c, err = hub.FromEnv(); err != nil {
+			return nil, fmt.Errorf("blipcuda: %w", err)
+		}
+	}
+	cp, err := Locate(ctx, c, name)
+	if errors.Is(err, ErrNotCached) && o.Download {
+		cp, err = Pull(ctx, c, name)
+	}
 	if err != nil {
 		return nil, err
 	}
+	return load(name, cp, o)
+}
+
+// LoadCheckpoint opens a model from located files (see Locate and Pull).
+func LoadCheckpoint(ctx context.Context, cp Checkpoint, opts ...Option) (*Model, error) {
+	var o Options
+	for _, f := range opts {
+		f(&o)
+	}
+	if err := o.normalize(); err != nil {
+		return nil, err
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	return load(cp.Dir, cp, o)
+}
+
+func load(name string, cp Checkpoint, o Options) (*Model, error) {
+	dir := cp.Dir
 	cfg, err := model.LoadConfig(filepath.Join(dir, "config.json"))
 	if err != nil {
 		return nil, fmt.Errorf("blipcuda: model %s: %w", name, err)
@@ -242,7 +287,10 @@ func Load(ctx context.Context, name string, opts ...Option) (*Model, error) {
 		return nil, fmt.Errorf("blipcuda: model %s: preprocessor resizes to %d×%d but the model takes %d×%d images",
 			name, pre.Width, pre.Height, cfg.Vision.ImageSize, cfg.Vision.ImageSize)
 	}
-	w, err := model.OpenWeights(dir, cfg)
+	if cp.Weights == "" {
+		return nil, fmt.Errorf("blipcuda: model %s: %w: no weights file", name, model.ErrWeights)
+	}
+	w, err := model.OpenWeightsFile(cp.Weights, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("blipcuda: model %s: %w", name, err)
 	}
@@ -251,7 +299,7 @@ func Load(ctx context.Context, name string, opts ...Option) (*Model, error) {
 		w.Close()
 		return nil, err
 	}
-	m.info.Name, m.info.Dir = name, dir
+	m.info.Name, m.info.Dir, m.info.Repo = name, dir, cp.Repo
 	return m, nil
 }
 

@@ -13,8 +13,19 @@ import (
 	"github.com/blipcuda/blipcuda/model"
 )
 
-// ErrNotCached reports a model that is known but not in the local cache.
+// ErrNotCached reports a model that is known but not in the local cache
+// (and downloading was not allowed).
 var ErrNotCached = errors.New("blipcuda: model not downloaded")
+
+// Checkpoint locates a model's files: Dir holds config.json, the tokenizer
+// files and preprocessor_config.json; Weights is the weights file, which may
+// live in another snapshot of the same repository (the Hub keeps
+// model.safetensors on refs/pr/N revisions for these models).
+type Checkpoint struct {
+	Repo    string // Hub repository, "" for a plain directory
+	Dir     string
+	Weights string
+}
 
 // RepoFor maps a family name or Hub id to the Hub repository id. Any other
 // "org/name" is passed through, so other BLIP ITM repositories work too.
@@ -22,90 +33,198 @@ func RepoFor(name string) (string, bool) {
 	if v, ok := model.LookupVariant(name); ok {
 		return v.HubID, true
 	}
-	if strings.Count(name, "/") == 1 && !strings.HasPrefix(name, ".") && !strings.HasPrefix(name, "/") {
+	if strings.Count(name, "/") == 1 && !strings.HasPrefix(name, ".") && !strings.HasPrefix(name, "/") &&
+		!strings.HasSuffix(name, "/") {
 		return name, true
 	}
 	return "", false
 }
 
-// resolve turns a model name into a checkpoint directory: an existing
-// directory as is; a family name or Hub id through the local Hugging Face
-// cache (HF_HUB_CACHE, HF_HOME), without network access.
-func resolve(ctx context.Context, name string) (string, error) {
-	if name == "" {
-		return "", fmt.Errorf("%w: empty model name (want %s, a Hub id or a directory)", ErrUnknownModel, model.VariantNames())
+// safetensorsRevisions lists, per repository, the revisions known to hold a
+// model.safetensors conversion (SFconvertbot pull requests). main is always
+// tried first, in case one was merged.
+var safetensorsRevisions = map[string][]string{
+	"Salesforce/blip-itm-base-coco":    {"refs/pr/5"},
+	"Salesforce/blip-itm-large-flickr": {"refs/pr/4"},
+}
+
+// Files of a checkpoint taken from main. The first two are required (one
+// of the vocabulary files too); the rest are fetched when present.
+var (
+	requiredFiles = []string{"config.json"}
+	vocabFiles    = []string{"tokenizer.json", "vocab.txt"}
+	optionalFiles = []string{"preprocessor_config.json", "tokenizer_config.json", "special_tokens_map.json"}
+)
+
+// dirCheckpoint validates a local checkpoint directory.
+func dirCheckpoint(dir string) (Checkpoint, error) {
+	st, err := os.Stat(dir)
+	if err != nil {
+		return Checkpoint{}, err
 	}
-	if st, err := os.Stat(name); err == nil {
-		if !st.IsDir() {
-			return "", fmt.Errorf("%w: %s is a file, not a checkpoint directory", ErrUnknownModel, name)
+	if !st.IsDir() {
+		return Checkpoint{}, fmt.Errorf("%w: %s is a file, not a checkpoint directory", ErrUnknownModel, dir)
+	}
+	if !fileExists(filepath.Join(dir, "config.json")) {
+		return Checkpoint{}, fmt.Errorf("%w: directory %s has no config.json", ErrUnknownModel, dir)
+	}
+	cp := Checkpoint{Dir: dir}
+	for _, f := range []string{model.SafetensorsFile, model.PyTorchFile} {
+		if p := filepath.Join(dir, f); fileExists(p) {
+			cp.Weights = p
+			break
 		}
-		if !fileExists(filepath.Join(name, "config.json")) {
-			return "", fmt.Errorf("%w: directory %s has no config.json", ErrUnknownModel, name)
-		}
-		return name, nil
+	}
+	if cp.Weights == "" {
+		return Checkpoint{}, fmt.Errorf("%w: %s has neither %s nor %s", model.ErrWeights, dir, model.SafetensorsFile, model.PyTorchFile)
+	}
+	return cp, nil
+}
+
+// Locate finds a model without network access: a directory as is, a family
+// name or Hub id in the local Hugging Face cache.
+func Locate(ctx context.Context, c *hub.Client, name string) (Checkpoint, error) {
+	if name == "" {
+		return Checkpoint{}, fmt.Errorf("%w: empty model name (want %s, a Hub id or a directory)", ErrUnknownModel, model.VariantNames())
+	}
+	if _, err := os.Stat(name); err == nil {
+		return dirCheckpoint(name)
 	}
 	repo, ok := RepoFor(name)
 	if !ok {
-		return "", fmt.Errorf("%w: %q is not a model name (%s), a Hub id or a directory",
+		return Checkpoint{}, fmt.Errorf("%w: %q is not a model name (%s), a Hub id or a directory",
 			ErrUnknownModel, name, model.VariantNames())
 	}
-	c, err := hub.FromEnv()
-	if err != nil {
-		return "", fmt.Errorf("blipcuda: %w", err)
+	if cp, ok := CachedCheckpoint(ctx, c, repo); ok {
+		return cp, nil
 	}
-	if dir, ok := CachedCheckpoint(ctx, c, repo); ok {
-		return dir, nil
-	}
-	return "", fmt.Errorf("%w: %s (%s) is not in the Hugging Face cache at %s; download it with `blipcuda pull %s`, or pass a checkpoint directory",
+	return Checkpoint{}, fmt.Errorf("%w: %s (%s) is not in the Hugging Face cache at %s; download it with `blipcuda pull %s`, or pass a checkpoint directory",
 		ErrNotCached, name, repo, c.CacheDir(), name)
 }
 
-// CachedCheckpoint finds a complete checkpoint of repo in the local cache:
-// a snapshot holding config.json, weights (model.safetensors or
-// pytorch_model.bin) and a vocabulary (tokenizer.json or vocab.txt).
-// Snapshots with safetensors are preferred, then those a ref names.
-func CachedCheckpoint(ctx context.Context, c *hub.Client, repo string) (string, bool) {
+// CachedCheckpoint finds a complete checkpoint of repo in the local cache: a
+// snapshot holding config.json and a vocabulary (tokenizer.json or
+// vocab.txt), preferring the one main points to, and weights from the same
+// snapshot or another one of the repository, preferring model.safetensors.
+func CachedCheckpoint(ctx context.Context, c *hub.Client, repo string) (Checkpoint, bool) {
 	repos, err := c.Scan(ctx)
 	if err != nil {
-		return "", false
+		return Checkpoint{}, false
 	}
 	for _, r := range repos {
 		if r.Repo != repo {
 			continue
 		}
-		referenced := map[string]bool{}
-		for _, commit := range r.Refs {
-			referenced[commit] = true
+		has := func(commit, f string) bool {
+			for _, x := range r.Snapshots[commit] {
+				if x == f {
+					return true
+				}
+			}
+			return false
 		}
-		type cand struct {
-			commit   string
-			st, refd bool
+		commits := make([]string, 0, len(r.Snapshots))
+		for commit := range r.Snapshots {
+			commits = append(commits, commit)
 		}
-		var cands []cand
-		for commit, files := range r.Snapshots {
-			has := map[string]bool{}
-			for _, f := range files {
-				has[f] = true
+		// main first, then other referenced commits, then the rest; ties by name.
+		rank := func(commit string) int {
+			if r.Refs["main"] == commit {
+				return 0
 			}
-			weights := has[model.SafetensorsFile] || has[model.PyTorchFile]
-			vocab := has["tokenizer.json"] || has["vocab.txt"]
-			if has["config.json"] && weights && vocab {
-				cands = append(cands, cand{commit, has[model.SafetensorsFile], referenced[commit]})
+			for _, c := range r.Refs {
+				if c == commit {
+					return 1
+				}
 			}
+			return 2
 		}
-		sort.Slice(cands, func(i, j int) bool {
-			a, b := cands[i], cands[j]
-			if a.st != b.st {
-				return a.st
+		sort.Slice(commits, func(i, j int) bool {
+			if a, b := rank(commits[i]), rank(commits[j]); a != b {
+				return a < b
 			}
-			if a.refd != b.refd {
-				return a.refd
-			}
-			return a.commit < b.commit
+			return commits[i] < commits[j]
 		})
-		if len(cands) > 0 {
-			return filepath.Join(r.Dir, "snapshots", cands[0].commit), true
+		var cp Checkpoint
+		for _, commit := range commits {
+			if has(commit, "config.json") && (has(commit, "tokenizer.json") || has(commit, "vocab.txt")) {
+				cp = Checkpoint{Repo: repo, Dir: filepath.Join(r.Dir, "snapshots", commit)}
+				break
+			}
+		}
+		if cp.Dir == "" {
+			return Checkpoint{}, false
+		}
+		for _, f := range []string{model.SafetensorsFile, model.PyTorchFile} {
+			// The config's own snapshot first.
+			if p := filepath.Join(cp.Dir, f); fileExists(p) {
+				cp.Weights = p
+				return cp, true
+			}
+			for _, commit := range commits {
+				if has(commit, f) {
+					cp.Weights = filepath.Join(r.Dir, "snapshots", commit, f)
+					return cp, true
+				}
+			}
+		}
+		return Checkpoint{}, false
+	}
+	return Checkpoint{}, false
+}
+
+// Pull downloads a model into the local Hugging Face cache (or finds it
+// there): config, preprocessor and tokenizer files from main, and the
+// weights as model.safetensors where a known revision has them (main, then
+// the SFconvertbot refs/pr/N revision), pytorch_model.bin from main
+// otherwise. A directory is returned as is.
+func Pull(ctx context.Context, c *hub.Client, name string) (Checkpoint, error) {
+	if st, err := os.Stat(name); err == nil && st.IsDir() {
+		return dirCheckpoint(name)
+	}
+	repo, ok := RepoFor(name)
+	if !ok {
+		return Checkpoint{}, fmt.Errorf("%w: %q is not a model name (%s), a Hub id or a directory",
+			ErrUnknownModel, name, model.VariantNames())
+	}
+	dir, err := c.Snapshot(ctx, repo, hub.DefaultRevision, requiredFiles)
+	if err != nil {
+		return Checkpoint{}, fmt.Errorf("blipcuda: pulling %s: %w", repo, err)
+	}
+	cp := Checkpoint{Repo: repo, Dir: dir}
+	vocab := false
+	for _, f := range append(append([]string{}, vocabFiles...), optionalFiles...) {
+		if _, err := c.Download(ctx, repo, hub.DefaultRevision, f); err != nil {
+			if errors.Is(err, hub.ErrEntryNotFound) {
+				continue
+			}
+			return Checkpoint{}, fmt.Errorf("blipcuda: pulling %s: %w", repo, err)
+		}
+		if f == "tokenizer.json" || f == "vocab.txt" {
+			vocab = true
 		}
 	}
-	return "", false
+	if !vocab {
+		return Checkpoint{}, fmt.Errorf("blipcuda: pulling %s: the repository has neither tokenizer.json nor vocab.txt", repo)
+	}
+	for _, rev := range append([]string{hub.DefaultRevision}, safetensorsRevisions[repo]...) {
+		ok, err := c.FileExists(ctx, repo, rev, model.SafetensorsFile)
+		if err != nil {
+			return Checkpoint{}, fmt.Errorf("blipcuda: pulling %s: %w", repo, err)
+		}
+		if ok {
+			p, err := c.Download(ctx, repo, rev, model.SafetensorsFile)
+			if err != nil {
+				return Checkpoint{}, fmt.Errorf("blipcuda: pulling %s: %w", repo, err)
+			}
+			cp.Weights = p
+			return cp, nil
+		}
+	}
+	p, err := c.Download(ctx, repo, hub.DefaultRevision, model.PyTorchFile)
+	if err != nil {
+		return Checkpoint{}, fmt.Errorf("blipcuda: pulling %s: %w", repo, err)
+	}
+	cp.Weights = p
+	return cp, nil
 }

@@ -81,6 +81,15 @@ func OpenWeights(dir string, cfg Config) (*Weights, error) {
 	return nil, fmt.Errorf("%w: %s has neither %s nor %s", ErrWeights, dir, SafetensorsFile, PyTorchFile)
 }
 
+// OpenWeightsFile loads a weights file by its kind: .safetensors files as
+// safetensors, anything else as a PyTorch checkpoint.
+func OpenWeightsFile(path string, cfg Config) (*Weights, error) {
+	if strings.HasSuffix(path, ".safetensors") {
+		return LoadSafetensors(path, cfg)
+	}
+	return LoadPyTorch(path, cfg)
+}
+
 // rawTensor is a tensor as read from a file, before checking.
 type rawTensor struct {
 	shape []int
