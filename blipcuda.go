@@ -516,6 +516,13 @@ func (m *Model) prepare(texts []string) ([]prepared, error) {
 	if m.tok == nil {
 		return nil, errors.New("blipcuda: this model has no tokenizer")
 	}
+	// transformers' BlipProcessor loads BertTokenizerFast; salesforce/BLIP
+	// and LAVIS use the Python BertTokenizer. They differ only on rare
+	// characters (see the tokenizer package).
+	tok := m.tok
+	if m.opts.Protocol == ProtocolBLIP {
+		tok = tok.WithCompat(tokenizer.CompatSlow)
+	}
 	if len(texts) == 0 {
 		return nil, errors.New("blipcuda: no texts")
 	}
@@ -534,7 +541,7 @@ func (m *Model) prepare(texts []string) ([]prepared, error) {
 				return nil, fmt.Errorf("%w: text %d (%q) has no words after BLIP's caption cleaning", ErrEmptyText, i, text)
 			}
 		}
-		enc, err := m.tok.Encode(src, limit)
+		enc, err := tok.Encode(src, limit)
 		if err != nil {
 			return nil, fmt.Errorf("blipcuda: text %d: %w", i, err)
 		}
