@@ -1,0 +1,481 @@
+package main
+
+import (
+	"context"
+	"encoding/csv"
+	"encoding/json"
+	"fmt"
+	"image"
+	"image/png"
+	"io"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"unicode"
+
+	"github.com/blipcuda/blipcuda"
+	"github.com/blipcuda/blipcuda/heatmap"
+)
+
+var matchCommand = &command{
+	name:     "match",
+	synopsis: "[flags] IMAGE|DIR... (--text TEXT | --texts FILE)...",
+	summary:  "score texts against images: ITM P(match) and ITC cosine",
+	help: `Scores every text against every image with both heads of the model: the ITM
+head's P(match) = softmax(logits)[1], a probability, and the ITC cosine of
+the two embeddings, in [-1, 1] and not a probability. Images are files (JPEG,
+PNG, GIF, BMP, WebP) or directories of them; texts come from --text and from
+--texts files, one per line.
+
+The table (the default) lists, for each image, the texts ranked by P(match)
+(by the ITC cosine with --score itc). --format json writes every score as
+images × texts matrices; --format csv one row per image and text. --plot
+draws the matrix as a PNG heat map with thumbnails of the images.
+
+The model is downloaded into the Hugging Face cache on first use, unless
+HF_HUB_OFFLINE is set.`,
+	env: append(append([]string{}, hubEnv...), "BLIPCUDA_MODEL", "NO_COLOR"),
+	run: runMatch,
+}
+
+// matchResult is what match writes; its JSON form is documented in
+// README.md and stable.
+type matchResult struct {
+	Model     string
+	Repo      string
+	Protocol  string
+	Device    string
+	Precision string
+	Score     string
+	Images    []string
+	Texts     []string
+	Truncated []bool
+	ITMProb   [][]float32    // nil with --score itc
+	ITMLogits [][][2]float32 // nil with --score itc
+	ITC       [][]float32    // nil with --score itm
+}
+
+func runMatch(ctx context.Context, a *app, args []string) error {
+	var (
+		mf                 modelFlags
+		tf                 textFlags
+		score, format      string
+		output, plot       string
+		top                int
+		recursive, skipBad bool
+	)
+	fs := newFlagSet("match")
+	tf.register(fs)
+	mf.register(fs)
+	fs.str(&score, "score", "s", "both", "itm|itc|both",
+		"which scores: itm (P(match) and logits), itc (cosine only; faster, no multimodal encoder) or both")
+	fs.str(&format, "format", "f", "table", "table|json|csv", "output format")
+	fs.str(&output, "output", "o", "", "FILE", "write the results to FILE (atomically) instead of stdout")
+	fs.str(&plot, "plot", "", "", "FILE.png",
+		"also draw the images × texts scores as a heat map: P(match) on a fixed 0..1 scale, or the ITC cosine with --score itc")
+	fs.integer(&top, "top", "", 0, "N", "table and csv: only the N best texts per image (default: all)")
+	fs.boolean(&recursive, "recursive", "r", "look for images in subdirectories of directories too")
+	fs.boolean(&skipBad, "skip-bad", "", "skip images that cannot be read or decoded, with a warning, instead of failing")
+	pos, err := a.parse(fs, args)
+	if err != nil {
+		return err
+	}
+	switch score {
+	case "itm", "itc", "both":
+	default:
+		return usagef("--score %q: want itm, itc or both", score)
+	}
+	switch format {
+	case "table", "json", "csv":
+	default:
+		return usagef("--format %q: want table, json or csv", format)
+	}
+	if top < 0 {
+		return usagef("--top %d: want a positive number", top)
+	}
+	if plot != "" && !strings.EqualFold(filepath.Ext(plot), ".png") {
+		return usagef("--plot %s: the plot is a PNG file; name it FILE.png", plot)
+	}
+	if err := mf.validate(); err != nil {
+		return err
+	}
+	if len(pos) == 0 {
+		return usagef("no images: name image files or directories")
+	}
+	if len(tf.texts) == 0 && len(tf.files) == 0 {
+		return usagef("no texts: give --text TEXT or --texts FILE")
+	}
+	texts, err := tf.collect(a.stdin, mf.protocol)
+	if err != nil {
+		return err
+	}
+	paths, err := collectImages(pos, recursive)
+	if err != nil {
+		return err
+	}
+	if plot != "" && (len(paths) > heatmap.MaxImages || len(texts) > heatmap.MaxTexts) {
+		return usagef("--plot draws at most %d images and %d texts; %d images and %d texts were given",
+			heatmap.MaxImages, heatmap.MaxTexts, len(paths), len(texts))
+	}
+	if err := checkOutputPath("--output", output); err != nil {
+		return err
+	}
+	if err := checkOutputPath("--plot", plot); err != nil {
+		return err
+	}
+
+	m, err := a.loadModel(ctx, &mf)
+	if err != nil {
+		return err
+	}
+	defer m.Close()
+	info := m.Info()
+	res := &matchResult{Model: mf.model, Repo: info.Repo, Protocol: string(info.Protocol), Device: info.Device,
+		Precision: info.Precision, Score: score, Texts: texts}
+	thumbs, err := a.score(ctx, m, res, paths, plot != "", skipBad)
+	if err != nil {
+		return err
+	}
+	for j, tr := range res.Truncated {
+		if tr {
+			a.log.Warn(fmt.Sprintf("text %d was cut to the protocol's length (%s)", j+1, truncationLimit(res.Protocol)),
+				"text", ellipsis(texts[j], 60))
+		}
+	}
+
+	var plotImg image.Image
+	if plot != "" {
+		metric, matrix, lo, hi := "P(match)", res.ITMProb, 0.0, 1.0
+		if score == "itc" {
+			metric, matrix, lo, hi = "ITC cosine", res.ITC, 0, 0
+		}
+		title := mf.model
+		if _, err := os.Stat(title); err == nil {
+			title = filepath.Base(filepath.Clean(title)) // a checkpoint directory
+		}
+		plotImg, err = heatmap.Render(heatmap.FromFloat32(matrix), thumbs, res.Images, res.Texts, heatmap.Options{
+			Title: "blipcuda match · " + title, Metric: metric, Min: lo, Max: hi, ShowValues: true})
+		if err != nil {
+			return fmt.Errorf("--plot %s: %w", plot, err)
+		}
+	}
+	write := func(w io.Writer) error {
+		switch format {
+		case "json":
+			return writeMatchJSON(w, res)
+		case "csv":
+			return writeMatchCSV(w, res, top)
+		}
+		return writeMatchTable(w, res, top, output == "" && useColor(a.stdoutFile))
+	}
+	if plot == "" {
+		return a.writeOutput(output, write)
+	}
+	// The plot and the results file appear together or not at all.
+	files, err := writeAtomic(nil, plot, func(w io.Writer) error { return png.Encode(w, plotImg) })
+	if err != nil {
+		return err
+	}
+	if output == "" || output == "-" {
+		err = a.writeOutput(output, write)
+	} else {
+		files, err = writeAtomic(files, output, write)
+	}
+	if err != nil {
+		abortAll(files)
+		return err
+	}
+	if err := commitAll(files); err != nil {
+		return err
+	}
+	for _, f := range files {
+		a.log.Info("wrote " + f.path)
+	}
+	return nil
+}
+
+// score fills res with the scores of every image in paths against
+// res.Texts, imageChunk images at a time, and returns the images'
+// thumbnails when asked for them (for --plot).
+func (a *app) score(ctx context.Context, m *blipcuda.Model, res *matchResult, paths []string, thumbs, skipBad bool) ([]image.Image, error) {
+	var out []image.Image
+	var textEnc []blipcuda.TextEncoding
+	if res.Score == "itc" {
+		var err error
+		if textEnc, err = m.EncodeTexts(ctx, res.Texts); err != nil {
+			return nil, err
+		}
+		res.Truncated = make([]bool, len(res.Texts))
+		for j, t := range textEnc {
+			res.Truncated[j] = t.Truncated
+		}
+	}
+	err := a.forImages(ctx, m, paths, thumbs, skipBad, func(ds []decoded) error {
+		ims := make([]*blipcuda.Image, len(ds))
+		for i, d := range ds {
+			ims[i] = d.img
+			res.Images = append(res.Images, d.name)
+			out = append(out, d.thumb)
+		}
+		if res.Score == "itc" {
+			enc, err := m.EncodeImages(ctx, ims, false)
+			if err != nil {
+				return err
+			}
+			for _, e := range enc {
+				res.ITC = append(res.ITC, itcRow(e.Embedding, textEnc))
+			}
+			return nil
+		}
+		s, err := m.Match(ctx, ims, res.Texts)
+		if err != nil {
+			return err
+		}
+		res.ITMProb = append(res.ITMProb, s.ITMProb...)
+		res.ITMLogits = append(res.ITMLogits, s.ITMLogits...)
+		res.ITC = append(res.ITC, s.ITC...)
+		res.Truncated = s.Truncated
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	if res.Score == "itm" {
+		res.ITC = nil
+	}
+	return out, nil
+}
+
+func truncationLimit(protocol string) string {
+	if protocol == "blip" {
+		return "30 words, 35 tokens"
+	}
+	return "512 tokens"
+}
+
+// itcRow is the cosine of an image embedding with each text embedding,
+// summed in the order the library sums it, so that the numbers are the
+// ones Model.Match gives.
+func itcRow(img []float32, texts []blipcuda.TextEncoding) []float32 {
+	row := make([]float32, len(texts))
+	for j, t := range texts {
+		var s float32
+		for k, v := range img {
+			s += v * t.Embedding[k]
+		}
+		row[j] = s
+	}
+	return row
+}
+
+// ranking orders the texts for image i: by ITM margin (logit[1] −
+// logit[0], which orders as P(match) does without saturating at 1), then
+// by ITC; by ITC alone with --score itc.
+func ranking(r *matchResult, i int) []int {
+	idx := make([]int, len(r.Texts))
+	for j := range idx {
+		idx[j] = j
+	}
+	sort.SliceStable(idx, func(a, b int) bool {
+		ja, jb := idx[a], idx[b]
+		if r.ITMLogits != nil {
+			la, lb := r.ITMLogits[i][ja], r.ITMLogits[i][jb]
+			ma, mb := float64(la[1])-float64(la[0]), float64(lb[1])-float64(lb[0])
+			if ma != mb {
+				return ma > mb
+			}
+		}
+		if r.ITC != nil {
+			return r.ITC[i][ja] > r.ITC[i][jb]
+		}
+		return false
+	})
+	return idx
+}
+
+// display makes a text fit on one line of the table.
+func display(s string) string {
+	return strings.Map(func(r rune) rune {
+		if unicode.IsControl(r) {
+			return ' '
+		}
+		return r
+	}, s)
+}
+
+func ellipsis(s string, n int) string {
+	r := []rune(s)
+	if len(r) <= n {
+		return s
+	}
+	return string(r[:n-1]) + "…"
+}
+
+func writeMatchTable(w io.Writer, r *matchResult, top int, color bool) error {
+	bw := &errWriter{w: w}
+	for i, name := range r.Images {
+		if i > 0 {
+			bw.printf("\n")
+		}
+		if color {
+			bw.printf("\x1b[1m%s\x1b[0m\n", display(name))
+		} else {
+			bw.printf("%s\n", display(name))
+		}
+		switch {
+		case r.ITMProb != nil && r.ITC != nil:
+			bw.printf("  %4s  %8s  %7s  %s\n", "rank", "P(match)", "ITC", "text")
+		case r.ITMProb != nil:
+			bw.printf("  %4s  %8s  %s\n", "rank", "P(match)", "text")
+		default:
+			bw.printf("  %4s  %7s  %s\n", "rank", "ITC", "text")
+		}
+		for k, j := range ranking(r, i) {
+			if top > 0 && k >= top {
+				break
+			}
+			text := display(r.Texts[j])
+			if r.Truncated[j] {
+				text += " [truncated]"
+			}
+			switch {
+			case r.ITMProb != nil && r.ITC != nil:
+				bw.printf("  %4d  %8.4f  %7.4f  %s\n", k+1, r.ITMProb[i][j], r.ITC[i][j], text)
+			case r.ITMProb != nil:
+				bw.printf("  %4d  %8.4f  %s\n", k+1, r.ITMProb[i][j], text)
+			default:
+				bw.printf("  %4d  %7.4f  %s\n", k+1, r.ITC[i][j], text)
+			}
+		}
+	}
+	return bw.err
+}
+
+// errWriter remembers the first write error.
+type errWriter struct {
+	w   io.Writer
+	err error
+}
+
+func (e *errWriter) printf(format string, args ...any) {
+	if e.err == nil {
+		_, e.err = fmt.Fprintf(e.w, format, args...)
+	}
+}
+
+func formatFloat(v float32) string { return strconv.FormatFloat(float64(v), 'g', -1, 32) }
+
+func writeMatchCSV(w io.Writer, r *matchResult, top int) error {
+	cw := csv.NewWriter(w)
+	_ = cw.Write([]string{"image_index", "image", "text_index", "text", "rank",
+		"itm_prob", "itm_logit_no_match", "itm_logit_match", "itc", "truncated"})
+	for i, name := range r.Images {
+		for k, j := range ranking(r, i) {
+			if top > 0 && k >= top {
+				break
+			}
+			row := []string{strconv.Itoa(i), name, strconv.Itoa(j), r.Texts[j], strconv.Itoa(k + 1), "", "", "", "",
+				strconv.FormatBool(r.Truncated[j])}
+			if r.ITMProb != nil {
+				row[5] = formatFloat(r.ITMProb[i][j])
+				row[6] = formatFloat(r.ITMLogits[i][j][0])
+				row[7] = formatFloat(r.ITMLogits[i][j][1])
+			}
+			if r.ITC != nil {
+				row[8] = formatFloat(r.ITC[i][j])
+			}
+			if err := cw.Write(row); err != nil {
+				return err
+			}
+		}
+	}
+	cw.Flush()
+	return cw.Error()
+}
+
+// matchSchemaVersion is the version of match's JSON document; it changes
+// only if a field changes meaning or goes away.
+const matchSchemaVersion = 1
+
+func writeMatchJSON(w io.Writer, r *matchResult) error {
+	return writeJSONObject(w, []jsonField{
+		{"schema_version", matchSchemaVersion},
+		{"model", r.Model},
+		{"repo", r.Repo},
+		{"protocol", r.Protocol},
+		{"device", r.Device},
+		{"precision", r.Precision},
+		{"score", r.Score},
+		{"images", rowsOf(r.Images)},
+		{"texts", rowsOf(r.Texts)},
+		{"truncated", r.Truncated},
+		{"itm_prob", rowsOf(r.ITMProb)},
+		{"itm_logits", rowsOf(r.ITMLogits)},
+		{"itc", rowsOf(r.ITC)},
+	})
+}
+
+// jsonField is one member of a JSON object written by writeJSONObject.
+type jsonField struct {
+	key   string
+	value any
+}
+
+// jsonRows is a list written one element per line.
+type jsonRows []any
+
+// rowsOf converts a slice for writeJSONObject; nil stays nil (null).
+func rowsOf[T any](s []T) any {
+	if s == nil {
+		return nil
+	}
+	rows := make(jsonRows, len(s))
+	for i, v := range s {
+		rows[i] = v
+	}
+	return rows
+}
+
+// writeJSONObject writes the fields in order, one per line, lists of rows
+// one row per line: readable, and still small for large matrices.
+func writeJSONObject(w io.Writer, fields []jsonField) error {
+	ew := &errWriter{w: w}
+	ew.printf("{\n")
+	for k, f := range fields {
+		key, _ := json.Marshal(f.key)
+		ew.printf("  %s: ", key)
+		if rows, ok := f.value.(jsonRows); ok {
+			if len(rows) == 0 {
+				ew.printf("[]")
+			} else {
+				ew.printf("[\n")
+				for i, row := range rows {
+					b, err := json.Marshal(row)
+					if err != nil {
+						return fmt.Errorf("%s: %w", f.key, err)
+					}
+					sep := ","
+					if i == len(rows)-1 {
+						sep = ""
+					}
+					ew.printf("    %s%s\n", b, sep)
+				}
+				ew.printf("  ]")
+			}
+		} else {
+			b, err := json.Marshal(f.value)
+			if err != nil {
+				return fmt.Errorf("%s: %w", f.key, err)
+			}
+			ew.printf("%s", b)
+		}
+		if k < len(fields)-1 {
+			ew.printf(",")
+		}
+		ew.printf("\n")
+	}
+	ew.printf("}\n")
+	return ew.err
+}

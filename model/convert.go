@@ -1,0 +1,262 @@
+package model
+
+import (
+	"bufio"
+	"context"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math"
+	"os"
+	"path/filepath"
+	"strings"
+)
+
+// SafetensorsDType returns the safetensors spelling (F32, F16, BF16) of a
+// floating-point type named "float32", "float16" or "bfloat16" (also
+// accepted: the safetensors names themselves, any case, and fp32, fp16,
+// half, bf16).
+func SafetensorsDType(name string) (string, error) {
+	switch strings.ToLower(strings.TrimSpace(name)) {
+	case "float32", "f32", "fp32", "float":
+		return "F32", nil
+	case "float16", "f16", "fp16", "half":
+		return "F16", nil
+	case "bfloat16", "bf16":
+		return "BF16", nil
+	}
+	return "", fmt.Errorf("model: unknown dtype %q (want float32, float16 or bfloat16)", name)
+}
+
+// dtypeSize is the bytes per element of a safetensors float dtype.
+func dtypeSize(dt string) int {
+	if dt == "F32" {
+		return 4
+	}
+	return 2
+}
+
+// WriteSafetensors writes the parameters of cfg held in w to path as a
+// safetensors file, converted to dtype ("float32", "float16" or
+// "bfloat16"; see SafetensorsDType), the format transformers reads with
+// from_pretrained. Tensors are written in cfg.Params() order, named as
+// transformers names them, with the header's __metadata__ holding
+// {"format": "pt"} (as transformers' save_pretrained writes it) plus the
+// entries of metadata.
+//
+// float16 and bfloat16 values are rounded to nearest, ties to even (as
+// PyTorch's .half() and .bfloat16() do); float16 overflows to ±Inf.
+//
+// The file is streamed: only a small conversion buffer is allocated, never
+// a second copy of the weights. It is written atomically: to a temporary
+// file in path's directory, synced, then renamed over path. On any error,
+// including ctx being cancelled, the temporary file is removed and path is
+// left as it was.
+func WriteSafetensors(ctx context.Context, path string, w *Weights, cfg Config, dtype string, metadata map[string]string) (err error) {
+	dt, err := SafetensorsDType(dtype)
+	if err != nil {
+		return err
+	}
+	if w == nil {
+		return fmt.Errorf("model: write %s: no weights", path)
+	}
+	params := cfg.Params()
+	tensors := make([]HostTensor, len(params))
+	for i, p := range params {
+		t, ok := w.Tensor(p.Name)
+		if !ok {
+			return fmt.Errorf("model: write %s: %w: tensor %s missing", path, ErrWeights, p.Name)
+		}
+		if !sameShape(t.Shape, p.Shape) || len(t.Data) != p.Len() {
+			return fmt.Errorf("model: write %s: %w: tensor %s has shape %v (%d values), the config requires %v",
+				path, ErrWeights, p.Name, t.Shape, len(t.Data), p.Shape)
+		}
+		tensors[i] = t
+	}
+	header, err := safetensorsHeader(params, dt, metadata)
+	if err != nil {
+		return fmt.Errorf("model: write %s: %w", path, err)
+	}
+
+	if fi, serr := os.Stat(path); serr == nil && fi.IsDir() {
+		return fmt.Errorf("model: write %s: is a directory", path)
+	}
+	dir, base := filepath.Split(path)
+	if dir == "" {
+		dir = "."
+	}
+	f, err := os.CreateTemp(dir, "."+base+".tmp-*")
+	if err != nil {
+		return fmt.Errorf("model: write %s: %w", path, err)
+	}
+	tmp := f.Name()
+	defer func() {
+		if err != nil {
+			f.Close()
+			os.Remove(tmp)
+		}
+	}()
+	bw := bufio.NewWriterSize(f, 1<<20)
+	var n8 [8]byte
+	binary.LittleEndian.PutUint64(n8[:], uint64(len(header)))
+	if _, err := bw.Write(n8[:]); err != nil {
+		return fmt.Errorf("model: write %s: %w", path, err)
+	}
+	if _, err := bw.Write(header); err != nil {
+		return fmt.Errorf("model: write %s: %w", path, err)
+	}
+	const chunk = 1 << 16 // elements converted at a time
+	buf := make([]byte, chunk*dtypeSize(dt))
+	for i, t := range tensors {
+		if err := ctx.Err(); err != nil {
+			return fmt.Errorf("model: write %s: %w", path, err)
+		}
+		for first := 0; first < len(t.Data); first += chunk {
+			src := t.Data[first:min(first+chunk, len(t.Data))]
+			b := encodeFloats(buf, src, dt)
+			if _, err := bw.Write(b); err != nil {
+				return fmt.Errorf("model: write %s: tensor %s: %w", path, params[i].Name, err)
+			}
+		}
+	}
+	if err := bw.Flush(); err != nil {
+		return fmt.Errorf("model: write %s: %w", path, err)
+	}
+	// CreateTemp makes the file 0600; a model file is an ordinary file.
+	if err := f.Chmod(0o644); err != nil && !errors.Is(err, errors.ErrUnsupported) {
+		return fmt.Errorf("model: write %s: %w", path, err)
+	}
+	if err := f.Sync(); err != nil {
+		return fmt.Errorf("model: write %s: %w", path, err)
+	}
+	if err := f.Close(); err != nil {
+		return fmt.Errorf("model: write %s: %w", path, err)
+	}
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("model: write %s: %w", path, err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		return fmt.Errorf("model: write %s: %w", path, err)
+	}
+	// Make the rename durable; not every system can sync a directory.
+	if d, derr := os.Open(dir); derr == nil {
+		_ = d.Sync()
+		d.Close()
+	}
+	return nil
+}
+
+// safetensorsHeader builds the JSON header: the metadata first, then the
+// tensors in order with contiguous data offsets, padded with spaces to a
+// multiple of 8 bytes so that the data is aligned.
+func safetensorsHeader(params []Param, dt string, metadata map[string]string) ([]byte, error) {
+	meta := map[string]string{}
+	for k, v := range metadata {
+		meta[k] = v
+	}
+	if _, ok := meta["format"]; !ok {
+		meta["format"] = "pt"
+	}
+	mb, err := json.Marshal(meta) // map keys come out sorted
+	if err != nil {
+		return nil, err
+	}
+	var b strings.Builder
+	b.WriteString(`{"__metadata__":`)
+	b.Write(mb)
+	var off uint64
+	size := uint64(dtypeSize(dt))
+	for _, p := range params {
+		name, err := json.Marshal(p.Name)
+		if err != nil {
+			return nil, err
+		}
+		shape, err := json.Marshal(p.Shape)
+		if err != nil {
+			return nil, err
+		}
+		end := off + uint64(p.Len())*size
+		fmt.Fprintf(&b, `,%s:{"dtype":"%s","shape":%s,"data_offsets":[%d,%d]}`, name, dt, shape, off, end)
+		off = end
+	}
+	b.WriteString("}")
+	for b.Len()%8 != 0 {
+		b.WriteByte(' ')
+	}
+	return []byte(b.String()), nil
+}
+
+// encodeFloats writes src as little-endian dt values into buf and returns
+// the bytes used.
+func encodeFloats(buf []byte, src []float32, dt string) []byte {
+	switch dt {
+	case "F32":
+		for i, v := range src {
+			binary.LittleEndian.PutUint32(buf[4*i:], math.Float32bits(v))
+		}
+		return buf[:4*len(src)]
+	case "F16":
+		for i, v := range src {
+			binary.LittleEndian.PutUint16(buf[2*i:], Float32ToFloat16(v))
+		}
+	default:
+		for i, v := range src {
+			binary.LittleEndian.PutUint16(buf[2*i:], Float32ToBFloat16(v))
+		}
+	}
+	return buf[:2*len(src)]
+}
+
+// Float32ToFloat16 returns the IEEE 754 half-precision bits nearest to v,
+// ties to even, as PyTorch's float-to-half conversion: values beyond the
+// largest half (65504, after rounding) become ±Inf, values below half the
+// smallest subnormal (2⁻²⁵) become ±0, and NaN stays a (quiet) NaN.
+func Float32ToFloat16(v float32) uint16 {
+	b := math.Float32bits(v)
+	sign := uint16(b>>16) & 0x8000
+	exp := int32(b>>23) & 0xff
+	mant := b & 0x7fffff
+	if exp == 0xff {
+		if mant == 0 {
+			return sign | 0x7c00 // ±Inf
+		}
+		return sign | 0x7e00 | uint16(mant>>13) // quiet NaN, payload kept
+	}
+	e := exp - 127 + 15
+	if e >= 0x1f {
+		return sign | 0x7c00
+	}
+	if e <= 0 {
+		// A half subnormal (or zero): the value is m·2⁻²⁴.
+		if e < -10 {
+			return sign
+		}
+		mant |= 0x800000
+		shift := uint32(14 - e)
+		m := mant >> shift
+		rem := mant & (1<<shift - 1)
+		half := uint32(1) << (shift - 1)
+		if rem > half || (rem == half && m&1 == 1) {
+			m++ // may carry into the smallest normal, which is right
+		}
+		return sign | uint16(m)
+	}
+	h := sign | uint16(e)<<10 | uint16(mant>>13)
+	rem := mant & 0x1fff
+	if rem > 0x1000 || (rem == 0x1000 && h&1 == 1) {
+		h++ // may carry into the exponent, up to Inf, which is right
+	}
+	return h
+}
+
+// Float32ToBFloat16 returns the bfloat16 bits nearest to v, ties to even,
+// as PyTorch's float-to-bfloat16 conversion; NaN stays a (quiet) NaN.
+func Float32ToBFloat16(v float32) uint16 {
+	b := math.Float32bits(v)
+	if b&0x7fffffff > 0x7f800000 {
+		return uint16(b>>16) | 0x40
+	}
+	b += 0x7fff + (b>>16)&1
+	return uint16(b >> 16)
+}
