@@ -75,6 +75,8 @@ var (
 	// ErrUnknownModel reports a model name that is neither a family name,
 	// a Hub id, nor a checkpoint directory.
 	ErrUnknownModel = errors.New("blipcuda: unknown model")
+	// ErrBadCheckpoint reports a checkpoint directory that lacks files.
+	ErrBadCheckpoint = errors.New("blipcuda: bad checkpoint directory")
 	// ErrUnavailable reports a device or precision this build or machine
 	// cannot provide.
 	ErrUnavailable = errors.New("blipcuda: unavailable")
@@ -658,7 +660,7 @@ func (m *Model) Match(ctx context.Context, images []*Image, texts []string) (*Sc
 		d := len(emb) / f.Len()
 		for i := 0; i < f.Len(); i++ {
 			s.Images[first+i] = images[first+i].Name
-			s.ITC[first+i] = itcRow(emb[i*d:(i+1)*d], tenc)
+			s.ITC[first+i] = ITCRow(emb[i*d:(i+1)*d], tenc)
 			if err := m.itm(ctx, f, i, prep, s, first+i); err != nil {
 				return err
 			}
@@ -714,7 +716,7 @@ func (m *Model) MatchFeatures(ctx context.Context, images []ImageEncoding, texts
 		}
 		s.Images[i] = im.Name
 		if withITC {
-			s.ITC[i] = itcRow(im.Embedding, tenc)
+			s.ITC[i] = ITCRow(im.Embedding, tenc)
 		}
 		err = m.itm(ctx, f, 0, prep, s, i)
 		f.Free()
@@ -768,7 +770,10 @@ func matchProb(l0, l1 float32) float32 {
 	return float32(1 / (1 + math.Exp(float64(l0)-float64(l1))))
 }
 
-func itcRow(img []float32, texts []TextEncoding) []float32 {
+// ITCRow returns the ITC scores of one image embedding against each text
+// embedding: their dot products, which are cosines since both are unit
+// vectors. Model.Match computes its ITC matrix with it.
+func ITCRow(img []float32, texts []TextEncoding) []float32 {
 	row := make([]float32, len(texts))
 	for j, t := range texts {
 		var s float32

@@ -261,8 +261,8 @@ func TestLoadErrors(t *testing.T) {
 	cases := map[string]error{
 		"base-cocoa":                     ErrUnknownModel,
 		"":                               ErrUnknownModel,
-		"testdata/models/expected.json":  ErrUnknownModel,
-		"testdata":                       ErrUnknownModel, // a directory without config.json
+		"testdata/models/expected.json":  ErrBadCheckpoint,
+		"testdata":                       ErrBadCheckpoint, // a directory without config.json
 		"base-coco":                      ErrNotCached,
 		"Salesforce/blip-itm-large-coco": ErrNotCached,
 	}

@@ -63,10 +63,10 @@ func dirCheckpoint(dir string) (Checkpoint, error) {
 		return Checkpoint{}, err
 	}
 	if !st.IsDir() {
-		return Checkpoint{}, fmt.Errorf("%w: %s is a file, not a checkpoint directory", ErrUnknownModel, dir)
+		return Checkpoint{}, fmt.Errorf("%w: %s is a file, not a checkpoint directory", ErrBadCheckpoint, dir)
 	}
 	if !fileExists(filepath.Join(dir, "config.json")) {
-		return Checkpoint{}, fmt.Errorf("%w: directory %s has no config.json", ErrUnknownModel, dir)
+		return Checkpoint{}, fmt.Errorf("%w: directory %s has no config.json", ErrBadCheckpoint, dir)
 	}
 	cp := Checkpoint{Dir: dir}
 	for _, f := range []string{model.SafetensorsFile, model.PyTorchFile} {
@@ -76,7 +76,7 @@ func dirCheckpoint(dir string) (Checkpoint, error) {
 		}
 	}
 	if cp.Weights == "" {
-		return Checkpoint{}, fmt.Errorf("%w: %s has neither %s nor %s", model.ErrWeights, dir, model.SafetensorsFile, model.PyTorchFile)
+		return Checkpoint{}, fmt.Errorf("%w: %s has neither %s nor %s (%w)", ErrBadCheckpoint, dir, model.SafetensorsFile, model.PyTorchFile, model.ErrWeights)
 	}
 	return cp, nil
 }
@@ -98,8 +98,12 @@ func Locate(ctx context.Context, c *hub.Client, name string) (Checkpoint, error)
 	if cp, ok := CachedCheckpoint(ctx, c, repo); ok {
 		return cp, nil
 	}
-	return Checkpoint{}, fmt.Errorf("%w: %s (%s) is not in the Hugging Face cache at %s; download it with `blipcuda pull %s`, or pass a checkpoint directory",
-		ErrNotCached, name, repo, c.CacheDir(), name)
+	hint := fmt.Sprintf("download it with `blipcuda pull %s`, or pass a checkpoint directory", name)
+	if c.Offline() {
+		hint = "HF_HUB_OFFLINE is set, so nothing is downloaded: unset it and run `blipcuda pull " + name + "`, or pass a checkpoint directory"
+	}
+	return Checkpoint{}, fmt.Errorf("%w: %s (%s) is not in the Hugging Face cache at %s; %s",
+		ErrNotCached, name, repo, c.CacheDir(), hint)
 }
 
 // CachedCheckpoint finds a complete checkpoint of repo in the local cache: a

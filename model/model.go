@@ -189,10 +189,9 @@ func (m *Model) Close() error {
 
 // scratch tracks the activations of one call so they are freed together.
 type scratch struct {
-	be   ops.Backend
-	ts   []ops.Tensor
-	err  error
-	used bool
+	be  ops.Backend
+	ts  []ops.Tensor
+	err error
 }
 
 func (s *scratch) new(shape ...int) ops.Tensor {

@@ -225,7 +225,7 @@ func (a *app) score(ctx context.Context, m *blipcuda.Model, res *matchResult, pa
 				return err
 			}
 			for _, e := range enc {
-				res.ITC = append(res.ITC, itcRow(e.Embedding, textEnc))
+				res.ITC = append(res.ITC, blipcuda.ITCRow(e.Embedding, textEnc))
 			}
 			return nil
 		}
@@ -253,21 +253,6 @@ func truncationLimit(protocol string) string {
 		return "30 words, 35 tokens"
 	}
 	return "512 tokens"
-}
-
-// itcRow is the cosine of an image embedding with each text embedding,
-// summed in the order the library sums it, so that the numbers are the
-// ones Model.Match gives.
-func itcRow(img []float32, texts []blipcuda.TextEncoding) []float32 {
-	row := make([]float32, len(texts))
-	for j, t := range texts {
-		var s float32
-		for k, v := range img {
-			s += v * t.Embedding[k]
-		}
-		row[j] = s
-	}
-	return row
 }
 
 // ranking orders the texts for image i: by ITM margin (logit[1] −
