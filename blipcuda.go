@@ -227,19 +227,12 @@ type Info struct {
 // Names and Hub ids are looked up in the local Hugging Face cache; with
 // WithDownload(true) a missing model is pulled first.
 func Load(ctx context.Context, name string, opts ...Option) (*Model, error) {
-	var o Options
-	for _, f := range opts {
-		f(&o)
-	}
-	if err := o.normalize(); err != nil {
-		return nil, err
-	}
-	if err := ctx.Err(); err != nil {
+	o, err := options(ctx, opts)
+	if err != nil {
 		return nil, err
 	}
 	c := o.Hub
 	if c == nil {
-		var err error
 		if c, err = hub.FromEnv(); err != nil {
 			return nil, fmt.Errorf("blipcuda: %w", err)
 		}
@@ -256,17 +249,23 @@ func Load(ctx context.Context, name string, opts ...Option) (*Model, error) {
 
 // LoadCheckpoint opens a model from located files (see Locate and Pull).
 func LoadCheckpoint(ctx context.Context, cp Checkpoint, opts ...Option) (*Model, error) {
+	o, err := options(ctx, opts)
+	if err != nil {
+		return nil, err
+	}
+	return load(cp.Dir, cp, o)
+}
+
+// options applies and checks opts.
+func options(ctx context.Context, opts []Option) (Options, error) {
 	var o Options
 	for _, f := range opts {
 		f(&o)
 	}
 	if err := o.normalize(); err != nil {
-		return nil, err
+		return o, err
 	}
-	if err := ctx.Err(); err != nil {
-		return nil, err
-	}
-	return load(cp.Dir, cp, o)
+	return o, ctx.Err()
 }
 
 func load(name string, cp Checkpoint, o Options) (*Model, error) {
