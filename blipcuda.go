@@ -86,7 +86,8 @@ var (
 
 // Options configure a Model. The zero value is the default everywhere.
 type Options struct {
-	// Device is "auto" (the default), "cpu" or "cuda".
+	// Device is "auto" (the default: CUDA when a GPU and driver are found,
+	// else the CPU), "cpu" or "cuda" (an error when unavailable).
 	Device string
 	// Precision is "float32" (the default). "float16" and "bfloat16" are for
 	// GPU backends.
@@ -170,16 +171,14 @@ func (o *Options) normalize() error {
 		return fmt.Errorf("blipcuda: unknown protocol %q (want %q or %q)", o.Protocol, ProtocolBLIP, ProtocolHF)
 	}
 	switch o.Device {
-	case "auto", "cpu":
-	case "cuda":
-		return fmt.Errorf("%w: device cuda: this build has no CUDA backend yet; use --device cpu or auto", ErrUnavailable)
+	case "auto", "cpu", "cuda":
 	default:
 		return fmt.Errorf("blipcuda: unknown device %q (want auto, cpu or cuda)", o.Device)
 	}
 	switch o.Precision {
 	case "float32":
 	case "float16", "bfloat16":
-		return fmt.Errorf("%w: precision %s needs a GPU backend; the CPU computes in float32", ErrUnavailable, o.Precision)
+		return fmt.Errorf("%w: precision %s is not implemented yet; every backend computes in float32", ErrUnavailable, o.Precision)
 	default:
 		return fmt.Errorf("blipcuda: unknown precision %q (want float32, float16 or bfloat16)", o.Precision)
 	}
@@ -210,8 +209,12 @@ type Info struct {
 	Dir string
 	// Weights says where the weights came from.
 	Weights string
-	// Device is the backend running the model ("cpu").
+	// Device is the backend running the model ("cpu" or "cuda").
 	Device string
+	// DeviceNote says which device was chosen and why, e.g. "cpu: CUDA
+	// unavailable (no CUDA driver: ...)" for --device auto on a machine
+	// without a GPU.
+	DeviceNote string
 	// Precision is the compute precision ("float32").
 	Precision string
 	// Protocol is the text protocol.
@@ -327,7 +330,10 @@ func New(cfg model.Config, w *model.Weights, tok *tokenizer.Tokenizer, opts ...O
 }
 
 func build(cfg model.Config, w *model.Weights, tok *tokenizer.Tokenizer, pre imageproc.Config, o Options) (*Model, error) {
-	be := ops.NewCPU(ops.WithWorkers(o.Threads))
+	be, note, err := newBackend(o)
+	if err != nil {
+		return nil, err
+	}
 	net, err := model.New(be, cfg, w)
 	if err != nil {
 		be.Close()
@@ -335,7 +341,7 @@ func build(cfg model.Config, w *model.Weights, tok *tokenizer.Tokenizer, pre ima
 	}
 	return &Model{
 		opts: o, be: be, weights: w, net: net, tok: tok, pre: pre,
-		info: Info{Weights: w.Source, Device: be.Name(), Precision: o.Precision, Protocol: o.Protocol, Config: cfg},
+		info: Info{Weights: w.Source, Device: be.Name(), DeviceNote: note, Precision: o.Precision, Protocol: o.Protocol, Config: cfg},
 	}, nil
 }
 

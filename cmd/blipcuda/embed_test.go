@@ -142,7 +142,7 @@ func TestEmbedJSON(t *testing.T) {
 	if err := json.Unmarshal([]byte(r.stdout), &got); err != nil {
 		t.Fatal(err)
 	}
-	if got.SchemaVersion != 1 || got.Dim != 256 || got.Protocol != "blip" || got.Device != "cpu" ||
+	if got.SchemaVersion != 1 || got.Dim != 256 || got.Protocol != "blip" || got.Device != expectedDevice() ||
 		fmt.Sprint(got.Images) != fmt.Sprint(images) || fmt.Sprint(got.Texts) != fmt.Sprint(texts) {
 		t.Errorf("header %+v", got)
 	}

@@ -54,6 +54,11 @@ func testMain(m *testing.M) int {
 		return 1
 	}
 	args := []string{"build", "-o", binPath}
+	if buildTags != "" {
+		// The binary must run the same backend as the library the tests
+		// compare it with.
+		args = append(args, "-tags", buildTags)
+	}
 	if os.Getenv("BLIPCUDA_E2E_COVERDIR") != "" {
 		args = append(args, "-cover", "-coverpkg=github.com/blipcuda/blipcuda/...")
 	}

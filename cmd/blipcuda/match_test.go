@@ -66,7 +66,7 @@ func TestMatchJSONIsTheLibrarysScores(t *testing.T) {
 					"a red bus driving down a city street", "colourful waves"}
 				want := libScores(t, modelDir, blipcuda.Protocol(protocol), images, texts)
 				if got.SchemaVersion != 1 || got.Model != modelDir || got.Repo != "" || got.Protocol != protocol ||
-					got.Device != "cpu" || got.Precision != "float32" || got.Score != "both" {
+					got.Device != expectedDevice() || got.Precision != "float32" || got.Score != "both" {
 					t.Errorf("header = %+v", got)
 				}
 				if fmt.Sprint(got.Images) != fmt.Sprint(images) || fmt.Sprint(got.Texts) != fmt.Sprint(texts) {

@@ -1,0 +1,90 @@
+/*
+ * cudadecl.h — the few CUDA driver and cuBLAS declarations the cuda package
+ * needs, written out so that `go build` needs no CUDA toolkit. Functions are
+ * reached through pointers filled by dlsym (real, versioned symbol names),
+ * as cudaTypedefs.h does. header_test.go compiles these declarations against
+ * the real cuda.h (and cublas_api.h when present) to prove they match.
+ *
+ * With BK_USE_REAL_CUDA_TYPES defined (the test), the types come from the
+ * real headers and only the function-pointer typedefs below are ours.
+ */
+#ifndef BK_CUDADECL_H
+#define BK_CUDADECL_H
+
+#include <stddef.h>
+
+#ifndef BK_USE_REAL_CUDA_TYPES
+typedef int CUresult;                  /* enum cudaError_enum */
+typedef int CUdevice;                  /* CUdevice_v1 */
+typedef unsigned long long CUdeviceptr; /* CUdeviceptr_v2 */
+typedef void* CUcontext;
+typedef void* CUmodule;
+typedef void* CUfunction;
+typedef void* CUstream;
+typedef void* CUevent;
+typedef int CUdevice_attribute;
+typedef int cublasStatus_t;
+typedef void* cublasHandle_t;
+typedef int cublasOperation_t;
+typedef int cublasMath_t;
+#endif
+
+/* ABI values (cuda.h, cublas_api.h). */
+#define BK_CUDA_SUCCESS 0
+#define BK_CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT 16
+#define BK_CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MAJOR 75
+#define BK_CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MINOR 76
+#define BK_CU_STREAM_DEFAULT 0
+#define BK_CU_EVENT_DEFAULT 0
+#define BK_CUBLAS_STATUS_SUCCESS 0
+#define BK_CUBLAS_OP_N 0
+#define BK_CUBLAS_OP_T 1
+#define BK_CUBLAS_DEFAULT_MATH 0
+#define BK_CUBLAS_TF32_TENSOR_OP_MATH 3
+
+/* Driver API (libcuda.so.1). The _v2 names are the exported symbols. */
+typedef CUresult (*bk_pfn_cuInit)(unsigned int flags);
+typedef CUresult (*bk_pfn_cuDriverGetVersion)(int* version);
+typedef CUresult (*bk_pfn_cuDeviceGet)(CUdevice* dev, int ordinal);
+typedef CUresult (*bk_pfn_cuDeviceGetCount)(int* count);
+typedef CUresult (*bk_pfn_cuDeviceGetName)(char* name, int len, CUdevice dev);
+typedef CUresult (*bk_pfn_cuDeviceGetAttribute)(int* pi, CUdevice_attribute attrib, CUdevice dev);
+typedef CUresult (*bk_pfn_cuDevicePrimaryCtxRetain)(CUcontext* pctx, CUdevice dev);
+typedef CUresult (*bk_pfn_cuDevicePrimaryCtxRelease_v2)(CUdevice dev);
+typedef CUresult (*bk_pfn_cuCtxSetCurrent)(CUcontext ctx);
+typedef CUresult (*bk_pfn_cuMemAlloc_v2)(CUdeviceptr* dptr, size_t bytesize);
+typedef CUresult (*bk_pfn_cuMemFree_v2)(CUdeviceptr dptr);
+typedef CUresult (*bk_pfn_cuMemGetInfo_v2)(size_t* free, size_t* total);
+typedef CUresult (*bk_pfn_cuMemcpyHtoD_v2)(CUdeviceptr dst, const void* src, size_t n);
+typedef CUresult (*bk_pfn_cuMemcpyDtoH_v2)(void* dst, CUdeviceptr src, size_t n);
+typedef CUresult (*bk_pfn_cuMemcpyDtoD_v2)(CUdeviceptr dst, CUdeviceptr src, size_t n);
+typedef CUresult (*bk_pfn_cuMemsetD8_v2)(CUdeviceptr dst, unsigned char uc, size_t n);
+typedef CUresult (*bk_pfn_cuModuleLoadData)(CUmodule* module, const void* image);
+typedef CUresult (*bk_pfn_cuModuleUnload)(CUmodule hmod);
+typedef CUresult (*bk_pfn_cuModuleGetFunction)(CUfunction* hfunc, CUmodule hmod, const char* name);
+typedef CUresult (*bk_pfn_cuLaunchKernel)(CUfunction f, unsigned int gridDimX, unsigned int gridDimY,
+                                          unsigned int gridDimZ, unsigned int blockDimX, unsigned int blockDimY,
+                                          unsigned int blockDimZ, unsigned int sharedMemBytes, CUstream hStream,
+                                          void** kernelParams, void** extra);
+typedef CUresult (*bk_pfn_cuStreamCreate)(CUstream* phStream, unsigned int flags);
+typedef CUresult (*bk_pfn_cuStreamSynchronize)(CUstream hStream);
+typedef CUresult (*bk_pfn_cuStreamDestroy_v2)(CUstream hStream);
+typedef CUresult (*bk_pfn_cuEventCreate)(CUevent* phEvent, unsigned int flags);
+typedef CUresult (*bk_pfn_cuEventRecord)(CUevent hEvent, CUstream hStream);
+typedef CUresult (*bk_pfn_cuEventSynchronize)(CUevent hEvent);
+typedef CUresult (*bk_pfn_cuEventElapsedTime)(float* pMilliseconds, CUevent hStart, CUevent hEnd);
+typedef CUresult (*bk_pfn_cuEventDestroy_v2)(CUevent hEvent);
+typedef CUresult (*bk_pfn_cuGetErrorName)(CUresult error, const char** pStr);
+typedef CUresult (*bk_pfn_cuGetErrorString)(CUresult error, const char** pStr);
+
+/* cuBLAS (libcublas.so.13 / .12 / .11). */
+typedef cublasStatus_t (*bk_pfn_cublasCreate_v2)(cublasHandle_t* handle);
+typedef cublasStatus_t (*bk_pfn_cublasDestroy_v2)(cublasHandle_t handle);
+typedef cublasStatus_t (*bk_pfn_cublasSetStream_v2)(cublasHandle_t handle, CUstream streamId);
+typedef cublasStatus_t (*bk_pfn_cublasSetMathMode)(cublasHandle_t handle, cublasMath_t mode);
+typedef cublasStatus_t (*bk_pfn_cublasSgemmStridedBatched)(
+    cublasHandle_t handle, cublasOperation_t transa, cublasOperation_t transb, int m, int n, int k,
+    const float* alpha, const float* A, int lda, long long int strideA, const float* B, int ldb,
+    long long int strideB, const float* beta, float* C, int ldc, long long int strideC, int batchCount);
+
+#endif /* BK_CUDADECL_H */

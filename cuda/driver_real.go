@@ -1,0 +1,412 @@
+//go:build cgo && !cudaemu
+
+package cuda
+
+/*
+#cgo LDFLAGS: -ldl
+#include <dlfcn.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <stdint.h>
+#include "cudadecl.h"
+
+// Every entry point, filled by dlsym from libcuda.so.1 (and libcublas).
+static struct {
+	void* lib;
+	bk_pfn_cuInit cuInit;
+	bk_pfn_cuDriverGetVersion cuDriverGetVersion;
+	bk_pfn_cuDeviceGet cuDeviceGet;
+	bk_pfn_cuDeviceGetCount cuDeviceGetCount;
+	bk_pfn_cuDeviceGetName cuDeviceGetName;
+	bk_pfn_cuDeviceGetAttribute cuDeviceGetAttribute;
+	bk_pfn_cuDevicePrimaryCtxRetain cuDevicePrimaryCtxRetain;
+	bk_pfn_cuDevicePrimaryCtxRelease_v2 cuDevicePrimaryCtxRelease;
+	bk_pfn_cuCtxSetCurrent cuCtxSetCurrent;
+	bk_pfn_cuMemAlloc_v2 cuMemAlloc;
+	bk_pfn_cuMemFree_v2 cuMemFree;
+	bk_pfn_cuMemGetInfo_v2 cuMemGetInfo;
+	bk_pfn_cuMemcpyHtoD_v2 cuMemcpyHtoD;
+	bk_pfn_cuMemcpyDtoH_v2 cuMemcpyDtoH;
+	bk_pfn_cuMemcpyDtoD_v2 cuMemcpyDtoD;
+	bk_pfn_cuMemsetD8_v2 cuMemsetD8;
+	bk_pfn_cuModuleLoadData cuModuleLoadData;
+	bk_pfn_cuModuleUnload cuModuleUnload;
+	bk_pfn_cuModuleGetFunction cuModuleGetFunction;
+	bk_pfn_cuLaunchKernel cuLaunchKernel;
+	bk_pfn_cuStreamCreate cuStreamCreate;
+	bk_pfn_cuStreamSynchronize cuStreamSynchronize;
+	bk_pfn_cuStreamDestroy_v2 cuStreamDestroy;
+	bk_pfn_cuEventCreate cuEventCreate;
+	bk_pfn_cuEventRecord cuEventRecord;
+	bk_pfn_cuEventSynchronize cuEventSynchronize;
+	bk_pfn_cuEventElapsedTime cuEventElapsedTime;
+	bk_pfn_cuEventDestroy_v2 cuEventDestroy;
+	bk_pfn_cuGetErrorName cuGetErrorName;
+	bk_pfn_cuGetErrorString cuGetErrorString;
+} bk_cu;
+
+static struct {
+	void* lib;
+	const char* soname;
+	bk_pfn_cublasCreate_v2 create;
+	bk_pfn_cublasDestroy_v2 destroy;
+	bk_pfn_cublasSetStream_v2 setStream;
+	bk_pfn_cublasSetMathMode setMathMode;
+	bk_pfn_cublasSgemmStridedBatched sgemm;
+} bk_blas;
+
+#define BK_SYM(lib, dst, name) \
+	if (!((dst) = (void*)dlsym((lib), (name)))) { snprintf(err, errlen, "libcuda.so.1 has no symbol %s", (name)); return -1; }
+
+// bk_cu_load opens the driver once. Returns 0, or -1 with err set.
+static int bk_cu_load(char* err, int errlen) {
+	if (bk_cu.lib) return 0;
+	void* lib = dlopen("libcuda.so.1", RTLD_NOW | RTLD_LOCAL);
+	if (!lib) {
+		const char* e = dlerror();
+		snprintf(err, errlen, "dlopen libcuda.so.1: %s", e ? e : "unknown error");
+		return -1;
+	}
+	void** p;
+#define L(field, name) p = (void**)&bk_cu.field; BK_SYM(lib, *p, name)
+	L(cuInit, "cuInit");
+	L(cuDriverGetVersion, "cuDriverGetVersion");
+	L(cuDeviceGet, "cuDeviceGet");
+	L(cuDeviceGetCount, "cuDeviceGetCount");
+	L(cuDeviceGetName, "cuDeviceGetName");
+	L(cuDeviceGetAttribute, "cuDeviceGetAttribute");
+	L(cuDevicePrimaryCtxRetain, "cuDevicePrimaryCtxRetain");
+	L(cuDevicePrimaryCtxRelease, "cuDevicePrimaryCtxRelease_v2");
+	L(cuCtxSetCurrent, "cuCtxSetCurrent");
+	L(cuMemAlloc, "cuMemAlloc_v2");
+	L(cuMemFree, "cuMemFree_v2");
+	L(cuMemGetInfo, "cuMemGetInfo_v2");
+	L(cuMemcpyHtoD, "cuMemcpyHtoD_v2");
+	L(cuMemcpyDtoH, "cuMemcpyDtoH_v2");
+	L(cuMemcpyDtoD, "cuMemcpyDtoD_v2");
+	L(cuMemsetD8, "cuMemsetD8_v2");
+	L(cuModuleLoadData, "cuModuleLoadData");
+	L(cuModuleUnload, "cuModuleUnload");
+	L(cuModuleGetFunction, "cuModuleGetFunction");
+	L(cuLaunchKernel, "cuLaunchKernel");
+	L(cuStreamCreate, "cuStreamCreate");
+	L(cuStreamSynchronize, "cuStreamSynchronize");
+	L(cuStreamDestroy, "cuStreamDestroy_v2");
+	L(cuEventCreate, "cuEventCreate");
+	L(cuEventRecord, "cuEventRecord");
+	L(cuEventSynchronize, "cuEventSynchronize");
+	L(cuEventDestroy, "cuEventDestroy_v2");
+	L(cuGetErrorName, "cuGetErrorName");
+	L(cuGetErrorString, "cuGetErrorString");
+	// CUDA 12.8+ exports cuEventElapsedTime_v2 (what cuda.h 13 maps the name to).
+	bk_cu.cuEventElapsedTime = (bk_pfn_cuEventElapsedTime)dlsym(lib, "cuEventElapsedTime_v2");
+	if (!bk_cu.cuEventElapsedTime) { L(cuEventElapsedTime, "cuEventElapsedTime"); }
+#undef L
+	bk_cu.lib = lib;
+	return 0;
+}
+
+// bk_blas_load opens cuBLAS (13, 12, 11). Returns 0 or -1 (none usable).
+static int bk_blas_load(void) {
+	if (bk_blas.lib) return 0;
+	static const char* names[] = {"libcublas.so.13", "libcublas.so.12", "libcublas.so.11"};
+	for (int i = 0; i < 3; i++) {
+		void* lib = dlopen(names[i], RTLD_NOW | RTLD_LOCAL);
+		if (!lib) continue;
+		bk_blas.create = (bk_pfn_cublasCreate_v2)dlsym(lib, "cublasCreate_v2");
+		bk_blas.destroy = (bk_pfn_cublasDestroy_v2)dlsym(lib, "cublasDestroy_v2");
+		bk_blas.setStream = (bk_pfn_cublasSetStream_v2)dlsym(lib, "cublasSetStream_v2");
+		bk_blas.setMathMode = (bk_pfn_cublasSetMathMode)dlsym(lib, "cublasSetMathMode");
+		bk_blas.sgemm = (bk_pfn_cublasSgemmStridedBatched)dlsym(lib, "cublasSgemmStridedBatched");
+		if (bk_blas.create && bk_blas.destroy && bk_blas.setStream && bk_blas.setMathMode && bk_blas.sgemm) {
+			bk_blas.lib = lib;
+			bk_blas.soname = names[i];
+			return 0;
+		}
+		dlclose(lib);
+	}
+	return -1;
+}
+
+static const char* bk_blas_soname(void) { return bk_blas.soname; }
+
+static int bk_cuInit(void) { return bk_cu.cuInit(0); }
+static int bk_driver_version(int* v) { return bk_cu.cuDriverGetVersion(v); }
+static int bk_device_count(int* n) { return bk_cu.cuDeviceGetCount(n); }
+static int bk_device_get(int ord, int* dev) { CUdevice d; int r = bk_cu.cuDeviceGet(&d, ord); *dev = d; return r; }
+static int bk_device_name(int dev, char* name, int len) { return bk_cu.cuDeviceGetName(name, len, dev); }
+static int bk_device_attr(int dev, int attr, int* v) { return bk_cu.cuDeviceGetAttribute(v, attr, dev); }
+static int bk_ctx_retain(int dev, uintptr_t* ctx) { CUcontext c = 0; int r = bk_cu.cuDevicePrimaryCtxRetain(&c, dev); *ctx = (uintptr_t)c; return r; }
+static int bk_ctx_release(int dev) { return bk_cu.cuDevicePrimaryCtxRelease(dev); }
+static int bk_ctx_set(uintptr_t ctx) { return bk_cu.cuCtxSetCurrent((CUcontext)ctx); }
+static int bk_mem_alloc(unsigned long long* p, size_t n) { CUdeviceptr d = 0; int r = bk_cu.cuMemAlloc(&d, n); *p = d; return r; }
+static int bk_mem_free(unsigned long long p) { return bk_cu.cuMemFree(p); }
+static int bk_mem_info(size_t* f, size_t* t) { return bk_cu.cuMemGetInfo(f, t); }
+static int bk_htod(unsigned long long d, const void* s, size_t n) { return bk_cu.cuMemcpyHtoD(d, s, n); }
+static int bk_dtoh(void* d, unsigned long long s, size_t n) { return bk_cu.cuMemcpyDtoH(d, s, n); }
+static int bk_dtod(unsigned long long d, unsigned long long s, size_t n) { return bk_cu.cuMemcpyDtoD(d, s, n); }
+static int bk_memset(unsigned long long d, unsigned char v, size_t n) { return bk_cu.cuMemsetD8(d, v, n); }
+static int bk_module_load(const void* image, uintptr_t* mod) { CUmodule m = 0; int r = bk_cu.cuModuleLoadData(&m, image); *mod = (uintptr_t)m; return r; }
+static int bk_module_unload(uintptr_t mod) { return bk_cu.cuModuleUnload((CUmodule)mod); }
+static int bk_module_function(uintptr_t mod, const char* name, uintptr_t* fn) { CUfunction f = 0; int r = bk_cu.cuModuleGetFunction(&f, (CUmodule)mod, name); *fn = (uintptr_t)f; return r; }
+static int bk_stream_create(uintptr_t* s) { CUstream st = 0; int r = bk_cu.cuStreamCreate(&st, BK_CU_STREAM_DEFAULT); *s = (uintptr_t)st; return r; }
+static int bk_stream_sync(uintptr_t s) { return bk_cu.cuStreamSynchronize((CUstream)s); }
+static int bk_stream_destroy(uintptr_t s) { return bk_cu.cuStreamDestroy((CUstream)s); }
+static int bk_event_create(uintptr_t* e) { CUevent ev = 0; int r = bk_cu.cuEventCreate(&ev, BK_CU_EVENT_DEFAULT); *e = (uintptr_t)ev; return r; }
+static int bk_event_record(uintptr_t e, uintptr_t s) { return bk_cu.cuEventRecord((CUevent)e, (CUstream)s); }
+static int bk_event_sync(uintptr_t e) { return bk_cu.cuEventSynchronize((CUevent)e); }
+static int bk_event_elapsed(uintptr_t a, uintptr_t b, float* ms) { return bk_cu.cuEventElapsedTime(ms, (CUevent)a, (CUevent)b); }
+static int bk_event_destroy(uintptr_t e) { return bk_cu.cuEventDestroy((CUevent)e); }
+static const char* bk_error_name(int code) { const char* s = NULL; if (!bk_cu.lib || bk_cu.cuGetErrorName(code, &s) != 0 || !s) return ""; return s; }
+static const char* bk_error_string(int code) { const char* s = NULL; if (!bk_cu.lib || bk_cu.cuGetErrorString(code, &s) != 0 || !s) return ""; return s; }
+
+// Launch and its result in one C call (no thread-local error state).
+static int bk_launch(uintptr_t fn, unsigned gx, unsigned gy, unsigned gz, unsigned bx, unsigned by, unsigned bz,
+                     uintptr_t stream, unsigned long long* vals, int n) {
+	void* ptrs[32];
+	for (int i = 0; i < n && i < 32; i++) ptrs[i] = &vals[i];
+	return bk_cu.cuLaunchKernel((CUfunction)fn, gx, gy, gz, bx, by, bz, 0, (CUstream)stream, n ? ptrs : NULL, NULL);
+}
+
+static int bk_blas_create(uintptr_t stream, uintptr_t* h) {
+	cublasHandle_t hd = 0;
+	int r = bk_blas.create(&hd);
+	if (r != BK_CUBLAS_STATUS_SUCCESS) return r;
+	r = bk_blas.setStream(hd, (CUstream)stream);
+	// float32 parity: TF32 tensor-op math off (DEFAULT_MATH; NVIDIA_TF32_OVERRIDE=0 must not be overridden to 1).
+	if (r == 0) r = bk_blas.setMathMode(hd, BK_CUBLAS_DEFAULT_MATH);
+	if (r != 0) { bk_blas.destroy(hd); return r; }
+	*h = (uintptr_t)hd;
+	return 0;
+}
+static void bk_blas_destroy(uintptr_t h) { bk_blas.destroy((cublasHandle_t)h); }
+
+// Row-major C = A·Bᵀ as column-major Cᵀ = (Bᵀ)ᵀ... : op(B)=T, op(A)=N, m=N, n=M.
+static int bk_blas_sgemm_nt(uintptr_t h, unsigned long long C, unsigned long long A, unsigned long long B,
+                            int M, int N, int K, int lda, int ldb, int ldc, long long sa, long long sb, long long sc, int batch) {
+	const float alpha = 1.0f, beta = 0.0f;
+	return bk_blas.sgemm((cublasHandle_t)h, BK_CUBLAS_OP_T, BK_CUBLAS_OP_N, N, M, K, &alpha,
+	                     (const float*)B, ldb, sb, (const float*)A, lda, sa, &beta, (float*)C, ldc, sc, batch);
+}
+*/
+import "C"
+
+import (
+	"fmt"
+	"unsafe"
+)
+
+// Emulated reports whether this build runs kernels on the CPU emulation.
+const Emulated = false
+
+// blasBase offsets cuBLAS status codes so they do not collide with CUresult.
+const blasBase = 10000
+
+type realDriver struct {
+	dev    C.int
+	ctx    C.uintptr_t
+	stream C.uintptr_t
+	module C.uintptr_t
+	blas   C.uintptr_t
+	names  map[string]*C.char
+}
+
+func newDriver() driver { return &realDriver{names: map[string]*C.char{}} }
+
+func (r *realDriver) kind() string { return "cuda" }
+
+func (r *realDriver) open(ordinal int, noBLAS bool) (Info, error) {
+	var ebuf [512]C.char
+	if C.bk_cu_load(&ebuf[0], C.int(len(ebuf))) != 0 {
+		return Info{}, fmt.Errorf("cuda: no CUDA driver: %s: %w", C.GoString(&ebuf[0]), ErrUnavailable)
+	}
+	fail := func(what string, code C.int) (Info, error) {
+		return Info{}, fmt.Errorf("cuda: %s: %s (%d): %s: %w", what, r.errorName(int(code)), int(code), r.errorString(int(code)), ErrUnavailable)
+	}
+	if rc := C.bk_cuInit(); rc != 0 {
+		return fail("cuInit", rc)
+	}
+	info := Info{Driver: "cuda", Ordinal: ordinal}
+	var v, n C.int
+	C.bk_driver_version(&v)
+	info.DriverVersion = int(v)
+	if rc := C.bk_device_count(&n); rc != 0 {
+		return fail("cuDeviceGetCount", rc)
+	}
+	if ordinal < 0 || ordinal >= int(n) {
+		return Info{}, fmt.Errorf("cuda: device %d asked, %d present: %w", ordinal, int(n), ErrUnavailable)
+	}
+	if rc := C.bk_device_get(C.int(ordinal), &r.dev); rc != 0 {
+		return fail("cuDeviceGet", rc)
+	}
+	var name [256]C.char
+	C.bk_device_name(r.dev, &name[0], C.int(len(name)))
+	info.Name = C.GoString(&name[0])
+	var a C.int
+	C.bk_device_attr(r.dev, C.BK_CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT, &a)
+	info.SMs = int(a)
+	C.bk_device_attr(r.dev, C.BK_CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MAJOR, &a)
+	info.CC[0] = int(a)
+	C.bk_device_attr(r.dev, C.BK_CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MINOR, &a)
+	info.CC[1] = int(a)
+	if info.CC[0] < 8 {
+		return Info{}, fmt.Errorf("cuda: %s has compute capability %d.%d; the kernels need 8.0 or newer: %w", info.Name, info.CC[0], info.CC[1], ErrUnavailable)
+	}
+	if rc := C.bk_ctx_retain(r.dev, &r.ctx); rc != 0 {
+		return fail("cuDevicePrimaryCtxRetain", rc)
+	}
+	if rc := C.bk_ctx_set(r.ctx); rc != 0 {
+		r.close()
+		return fail("cuCtxSetCurrent", rc)
+	}
+	var free, total C.size_t
+	C.bk_mem_info(&free, &total)
+	info.TotalMemory = uint64(total)
+	if rc := C.bk_stream_create(&r.stream); rc != 0 {
+		r.close()
+		return fail("cuStreamCreate", rc)
+	}
+	img := C.CBytes(fatbin)
+	rc := C.bk_module_load(img, &r.module)
+	C.free(img)
+	if rc != 0 {
+		r.close()
+		return fail(fmt.Sprintf("cuModuleLoadData (embedded fatbin, %d bytes, sm_80..sm_90 + PTX 9.0; driver %d)", len(fatbin), info.DriverVersion), rc)
+	}
+	if !noBLAS && C.bk_blas_load() == 0 {
+		if C.bk_blas_create(r.stream, &r.blas) == 0 {
+			info.BLAS = C.GoString(C.bk_blas_soname())
+		}
+	}
+	return info, nil
+}
+
+func (r *realDriver) makeCurrent() int { return int(C.bk_ctx_set(r.ctx)) }
+
+func (r *realDriver) close() {
+	if r.ctx == 0 {
+		return
+	}
+	C.bk_ctx_set(r.ctx)
+	if r.blas != 0 {
+		C.bk_blas_destroy(r.blas)
+		r.blas = 0
+	}
+	if r.module != 0 {
+		C.bk_module_unload(r.module)
+		r.module = 0
+	}
+	if r.stream != 0 {
+		C.bk_stream_destroy(r.stream)
+		r.stream = 0
+	}
+	C.bk_ctx_release(r.dev)
+	r.ctx = 0
+	for _, n := range r.names {
+		C.free(unsafe.Pointer(n))
+	}
+	r.names = nil
+}
+
+func (r *realDriver) errorName(code int) string {
+	if code >= blasBase {
+		return fmt.Sprintf("CUBLAS_STATUS_%d", code-blasBase)
+	}
+	if s := C.GoString(C.bk_error_name(C.int(code))); s != "" {
+		return s
+	}
+	return fmt.Sprintf("CUresult(%d)", code)
+}
+
+func (r *realDriver) errorString(code int) string {
+	if code >= blasBase {
+		return "cuBLAS error"
+	}
+	return C.GoString(C.bk_error_string(C.int(code)))
+}
+
+func (r *realDriver) memAlloc(n uint64) (uint64, int) {
+	var p C.ulonglong
+	rc := C.bk_mem_alloc(&p, C.size_t(n))
+	return uint64(p), int(rc)
+}
+
+func (r *realDriver) memFree(p uint64) int { return int(C.bk_mem_free(C.ulonglong(p))) }
+
+func (r *realDriver) memGetInfo() (uint64, uint64, int) {
+	var f, t C.size_t
+	rc := C.bk_mem_info(&f, &t)
+	return uint64(f), uint64(t), int(rc)
+}
+
+func (r *realDriver) htod(dst uint64, src unsafe.Pointer, n uint64) int {
+	return int(C.bk_htod(C.ulonglong(dst), src, C.size_t(n)))
+}
+
+func (r *realDriver) dtoh(dst unsafe.Pointer, src uint64, n uint64) int {
+	return int(C.bk_dtoh(dst, C.ulonglong(src), C.size_t(n)))
+}
+
+func (r *realDriver) dtod(dst, src uint64, n uint64) int {
+	return int(C.bk_dtod(C.ulonglong(dst), C.ulonglong(src), C.size_t(n)))
+}
+
+func (r *realDriver) memsetD8(dst uint64, v byte, n uint64) int {
+	return int(C.bk_memset(C.ulonglong(dst), C.uchar(v), C.size_t(n)))
+}
+
+func (r *realDriver) function(name string) (uintptr, []int, int) {
+	cs, ok := r.names[name]
+	if !ok {
+		cs = C.CString(name)
+		r.names[name] = cs
+	}
+	var fn C.uintptr_t
+	rc := C.bk_module_function(r.module, cs, &fn)
+	return uintptr(fn), nil, int(rc)
+}
+
+func (r *realDriver) launch(fn uintptr, grid, block [3]uint32, vals []uint64) int {
+	var vp *C.ulonglong
+	if len(vals) > 0 {
+		vp = (*C.ulonglong)(unsafe.Pointer(&vals[0]))
+	}
+	return int(C.bk_launch(C.uintptr_t(fn), C.uint(grid[0]), C.uint(grid[1]), C.uint(grid[2]),
+		C.uint(block[0]), C.uint(block[1]), C.uint(block[2]), r.stream, vp, C.int(len(vals))))
+}
+
+func (r *realDriver) gemm(g *Gemm) int {
+	if r.blas == 0 {
+		return cudaErrorNotFound
+	}
+	rc := int(C.bk_blas_sgemm_nt(r.blas, C.ulonglong(g.C), C.ulonglong(g.A), C.ulonglong(g.B),
+		C.int(g.M), C.int(g.N), C.int(g.K), C.int(g.Lda), C.int(g.Ldb), C.int(g.Ldc),
+		C.longlong(g.StrideA), C.longlong(g.StrideB), C.longlong(g.StrideC), C.int(g.Batch)))
+	if rc != 0 {
+		return blasBase + rc
+	}
+	return 0
+}
+
+func (r *realDriver) synchronize() int { return int(C.bk_stream_sync(r.stream)) }
+
+func (r *realDriver) eventCreate() (uintptr, int) {
+	var e C.uintptr_t
+	rc := C.bk_event_create(&e)
+	return uintptr(e), int(rc)
+}
+
+func (r *realDriver) eventRecord(e uintptr) int {
+	return int(C.bk_event_record(C.uintptr_t(e), r.stream))
+}
+
+func (r *realDriver) eventSynchronize(e uintptr) int { return int(C.bk_event_sync(C.uintptr_t(e))) }
+
+func (r *realDriver) eventElapsed(a, b uintptr) (float32, int) {
+	var ms C.float
+	rc := C.bk_event_elapsed(C.uintptr_t(a), C.uintptr_t(b), &ms)
+	return float32(ms), int(rc)
+}
+
+func (r *realDriver) eventDestroy(e uintptr) { C.bk_event_destroy(C.uintptr_t(e)) }

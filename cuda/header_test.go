@@ -1,0 +1,128 @@
+package cuda
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// TestHeaderMatchesCUDA compiles cudadecl.h's function-pointer typedefs and
+// ABI values, and this package's CUresult constants, against the real
+// cuda.h (and cublas_api.h when present): every typedef must be the exact
+// type of the real function it is dlsym'd from. Skipped when no CUDA
+// headers are found ($BLIPCUDA_CUDA_INCLUDE, the nvcc wheels of
+// kernels/install-nvcc.sh, $CUDA_HOME/include, /usr/local/cuda/include).
+func TestHeaderMatchesCUDA(t *testing.T) {
+	var inc []string
+	for _, d := range []string{
+		os.Getenv("BLIPCUDA_CUDA_INCLUDE"),
+		"/work/nvccenv/lib/python3.11/site-packages/nvidia/cu13/include",
+		filepath.Join(os.Getenv("HOME"), ".cache/blipcuda-nvcc/lib/python3.11/site-packages/nvidia/cu13/include"),
+		filepath.Join(os.Getenv("CUDA_HOME"), "include"),
+		"/usr/local/cuda/include",
+	} {
+		if d == "" {
+			continue
+		}
+		if _, err := os.Stat(filepath.Join(d, "cuda.h")); err == nil {
+			inc = append(inc, d)
+			break
+		}
+	}
+	if len(inc) == 0 {
+		t.Skip("no cuda.h found (install with kernels/install-nvcc.sh or set BLIPCUDA_CUDA_INCLUDE)")
+	}
+	// cuBLAS headers come with the nvidia-cublas wheel or a toolkit.
+	haveBLAS := false
+	for _, d := range []string{inc[0], filepath.Join(inc[0], "../../cublas/include"), filepath.Join(inc[0], "../../cu13/include")} {
+		if _, err := os.Stat(filepath.Join(d, "cublas_api.h")); err == nil {
+			haveBLAS = true
+			inc = append(inc, d)
+			break
+		}
+	}
+	cxx, err := exec.LookPath("g++")
+	if err != nil {
+		if cxx, err = exec.LookPath("c++"); err != nil {
+			t.Skip("no C++ compiler")
+		}
+	}
+	var src strings.Builder
+	src.WriteString("#include <cuda.h>\n#include <type_traits>\n")
+	if haveBLAS {
+		src.WriteString("#include <cublas_api.h>\n")
+	} else {
+		src.WriteString("typedef int cublasStatus_t; typedef void* cublasHandle_t; typedef int cublasOperation_t; typedef int cublasMath_t;\n")
+	}
+	src.WriteString("#define BK_USE_REAL_CUDA_TYPES\n#include \"cudadecl.h\"\n")
+	src.WriteString("#define SAME(fn, sym) static_assert(std::is_same_v<bk_pfn_##fn, decltype(&sym)>, #fn \" differs from cuda.h\");\n")
+	for _, f := range []struct{ typ, sym string }{
+		{"cuInit", "cuInit"}, {"cuDriverGetVersion", "cuDriverGetVersion"}, {"cuDeviceGet", "cuDeviceGet"},
+		{"cuDeviceGetCount", "cuDeviceGetCount"}, {"cuDeviceGetName", "cuDeviceGetName"},
+		{"cuDeviceGetAttribute", "cuDeviceGetAttribute"}, {"cuDevicePrimaryCtxRetain", "cuDevicePrimaryCtxRetain"},
+		{"cuDevicePrimaryCtxRelease_v2", "cuDevicePrimaryCtxRelease_v2"}, {"cuCtxSetCurrent", "cuCtxSetCurrent"},
+		{"cuMemAlloc_v2", "cuMemAlloc_v2"}, {"cuMemFree_v2", "cuMemFree_v2"}, {"cuMemGetInfo_v2", "cuMemGetInfo_v2"},
+		{"cuMemcpyHtoD_v2", "cuMemcpyHtoD_v2"}, {"cuMemcpyDtoH_v2", "cuMemcpyDtoH_v2"}, {"cuMemcpyDtoD_v2", "cuMemcpyDtoD_v2"},
+		{"cuMemsetD8_v2", "cuMemsetD8_v2"}, {"cuModuleLoadData", "cuModuleLoadData"}, {"cuModuleUnload", "cuModuleUnload"},
+		{"cuModuleGetFunction", "cuModuleGetFunction"}, {"cuLaunchKernel", "cuLaunchKernel"},
+		{"cuStreamCreate", "cuStreamCreate"}, {"cuStreamSynchronize", "cuStreamSynchronize"},
+		{"cuStreamDestroy_v2", "cuStreamDestroy_v2"}, {"cuEventCreate", "cuEventCreate"}, {"cuEventRecord", "cuEventRecord"},
+		{"cuEventSynchronize", "cuEventSynchronize"}, {"cuEventElapsedTime", "cuEventElapsedTime_v2"},
+		{"cuEventDestroy_v2", "cuEventDestroy_v2"}, {"cuGetErrorName", "cuGetErrorName"}, {"cuGetErrorString", "cuGetErrorString"},
+	} {
+		fmt.Fprintf(&src, "SAME(%s, %s)\n", f.typ, f.sym)
+	}
+	if haveBLAS {
+		for _, f := range []string{"cublasCreate_v2", "cublasDestroy_v2", "cublasSetStream_v2", "cublasSetMathMode", "cublasSgemmStridedBatched"} {
+			fmt.Fprintf(&src, "SAME(%s, %s)\n", f, f)
+		}
+		src.WriteString(`static_assert(BK_CUBLAS_OP_N == CUBLAS_OP_N && BK_CUBLAS_OP_T == CUBLAS_OP_T, "cublasOperation_t");
+static_assert(BK_CUBLAS_DEFAULT_MATH == CUBLAS_DEFAULT_MATH && BK_CUBLAS_TF32_TENSOR_OP_MATH == CUBLAS_TF32_TENSOR_OP_MATH, "cublasMath_t");
+static_assert(BK_CUBLAS_STATUS_SUCCESS == CUBLAS_STATUS_SUCCESS, "cublasStatus_t");
+`)
+	}
+	// The stand-in types of cudadecl.h have the real types' size.
+	src.WriteString(`static_assert(sizeof(CUresult) == sizeof(int) && sizeof(CUdevice) == sizeof(int) && sizeof(CUdevice_attribute) == sizeof(int), "int-sized types");
+static_assert(std::is_same_v<CUdeviceptr, unsigned long long>, "CUdeviceptr");
+static_assert(sizeof(CUcontext) == sizeof(void*) && sizeof(CUmodule) == sizeof(void*) && sizeof(CUfunction) == sizeof(void*) && sizeof(CUstream) == sizeof(void*) && sizeof(CUevent) == sizeof(void*), "handles");
+static_assert(BK_CUDA_SUCCESS == CUDA_SUCCESS, "CUDA_SUCCESS");
+static_assert(BK_CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT == CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT, "SM count attribute");
+static_assert(BK_CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MAJOR == CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MAJOR, "cc major");
+static_assert(BK_CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MINOR == CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MINOR, "cc minor");
+static_assert(BK_CU_STREAM_DEFAULT == CU_STREAM_DEFAULT && BK_CU_EVENT_DEFAULT == CU_EVENT_DEFAULT, "flags");
+`)
+	// errors.go's CUresult values.
+	for _, c := range []struct {
+		name string
+		v    int
+	}{
+		{"CUDA_ERROR_INVALID_VALUE", cudaErrorInvalidValue}, {"CUDA_ERROR_OUT_OF_MEMORY", cudaErrorOutOfMemory},
+		{"CUDA_ERROR_NOT_FOUND", cudaErrorNotFound}, {"CUDA_ERROR_ILLEGAL_ADDRESS", cudaErrorIllegalAddress},
+		{"CUDA_ERROR_LAUNCH_OUT_OF_RESOURCES", cudaErrorLaunchOutOfResource}, {"CUDA_ERROR_LAUNCH_TIMEOUT", cudaErrorLaunchTimeout},
+		{"CUDA_ERROR_HARDWARE_STACK_ERROR", cudaErrorHardwareStack}, {"CUDA_ERROR_ILLEGAL_INSTRUCTION", cudaErrorIllegalInstruction},
+		{"CUDA_ERROR_MISALIGNED_ADDRESS", cudaErrorMisalignedAddress}, {"CUDA_ERROR_INVALID_ADDRESS_SPACE", cudaErrorInvalidAddressSpace},
+		{"CUDA_ERROR_INVALID_PC", cudaErrorInvalidPC}, {"CUDA_ERROR_LAUNCH_FAILED", cudaErrorLaunchFailed},
+	} {
+		fmt.Fprintf(&src, "static_assert(%s == %d, \"%s\");\n", c.name, c.v, c.name)
+	}
+	dir := t.TempDir()
+	f := filepath.Join(dir, "check.cc")
+	if err := os.WriteFile(f, []byte(src.String()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	wd, _ := os.Getwd()
+	args := []string{"-std=c++17", "-fsyntax-only", "-I", wd}
+	for _, d := range inc {
+		args = append(args, "-I", d)
+	}
+	out, err := exec.Command(cxx, append(args, f)...).CombinedOutput()
+	if err != nil {
+		t.Fatalf("cudadecl.h does not match %v: %v\n%s", inc, err, out)
+	}
+	if !haveBLAS {
+		t.Logf("checked against %s; no cublas_api.h there, so the cuBLAS typedefs were not checked", inc[0])
+	}
+}

@@ -1,0 +1,203 @@
+package blipcuda
+
+import (
+	"context"
+	"debug/elf"
+	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/blipcuda/blipcuda/cuda"
+	"github.com/blipcuda/blipcuda/model"
+)
+
+// End-to-end parity of the tiny models through the CUDA backend (emulated
+// under -tags cudaemu, a real device otherwise), against the same
+// transformers fixtures and tolerance as TestMatchParity. Skipped when no
+// CUDA backend can be opened.
+
+// cudaOrSkip skips the test unless a CUDA backend opens.
+func cudaOrSkip(t *testing.T) {
+	t.Helper()
+	be, why, err := newBackend(Options{Device: "cuda", Threads: 1})
+	if err != nil {
+		if !errors.Is(err, ErrUnavailable) {
+			t.Fatalf("newBackend(cuda) = %v, want an ErrUnavailable", err)
+		}
+		t.Skipf("no CUDA backend (go test -tags cudaemu emulates one): %v", err)
+	}
+	t.Logf("%s", why)
+	be.Close()
+}
+
+// loadTinyCUDA loads a tiny model on the CUDA backend: through
+// Load(WithDevice("cuda")) once blipcuda.go accepts it, until then by
+// loading on the CPU and moving the network to a CUDA backend.
+func loadTinyCUDA(t *testing.T, name string, opts ...Option) *Model {
+	t.Helper()
+	path := filepath.Join("testdata", "models", name)
+	m, err := Load(context.Background(), path, append(opts, WithDevice("cuda"))...)
+	if err != nil {
+		if !errors.Is(err, ErrUnavailable) || !strings.Contains(err.Error(), "no CUDA backend yet") {
+			t.Fatal(err)
+		}
+		m = loadTiny(t, name, append(opts, WithDevice("cpu"))...)
+		be, _, err := newBackend(Options{Device: "cuda"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		net, err := model.New(be, m.info.Config, m.weights)
+		if err != nil {
+			be.Close()
+			t.Fatal(err)
+		}
+		m.mu.Lock()
+		old, oldBE := m.net, m.be
+		m.net, m.be, m.info.Device = net, be, be.Name()
+		m.mu.Unlock()
+		old.Close()
+		oldBE.Close()
+		return m
+	}
+	t.Cleanup(func() { m.Close() })
+	return m
+}
+
+func TestCUDAMatchParity(t *testing.T) {
+	cudaOrSkip(t)
+	fx := fixtures(t)
+	for _, name := range []string{"tiny-base", "tiny-large"} {
+		for _, proto := range []Protocol{ProtocolHF, ProtocolBLIP} {
+			t.Run(name+"/"+string(proto), func(t *testing.T) {
+				f := fx[name]
+				want := f.HF
+				if proto == ProtocolBLIP {
+					want = f.BLIP
+				}
+				m := loadTinyCUDA(t, name, WithProtocol(proto), WithTextBatch(3), WithImageBatch(2))
+				if d := m.Info().Device; d != "cuda" {
+					t.Fatalf("Info().Device = %q, want cuda", d)
+				}
+				s, err := m.Match(context.Background(), images(t, m, f.Images), f.Inputs)
+				if err != nil {
+					t.Fatal(err)
+				}
+				var logits, prob, itc []float32
+				for i := range s.ITMLogits {
+					for j := range s.ITMLogits[i] {
+						logits = append(logits, s.ITMLogits[i][j][0], s.ITMLogits[i][j][1])
+						prob = append(prob, s.ITMProb[i][j])
+						itc = append(itc, s.ITC[i][j])
+					}
+				}
+				closeTo(t, "ITM logits", logits, want.ITMLogits)
+				closeTo(t, "P(match)", prob, want.ITMProb)
+				closeTo(t, "ITC", itc, want.ITC)
+				enc, err := m.EncodeTexts(context.Background(), f.Inputs)
+				if err != nil {
+					t.Fatal(err)
+				}
+				var emb []float32
+				for _, e := range enc {
+					emb = append(emb, e.Embedding...)
+				}
+				closeTo(t, "text embeddings", emb, want.TextEmbeds)
+			})
+		}
+	}
+}
+
+func TestNewBackend(t *testing.T) {
+	be, why, err := newBackend(Options{Device: "cpu", Threads: 2})
+	if err != nil || be.Name() != "cpu" || why == "" {
+		t.Fatalf("cpu: %v %q %v", be, why, err)
+	}
+	be.Close()
+	be, why, err = newBackend(Options{Device: "auto", Threads: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("auto: %s: %s", be.Name(), why)
+	if !strings.HasPrefix(why, be.Name()+":") {
+		t.Errorf("note %q does not start with the backend %q", why, be.Name())
+	}
+	be.Close()
+	be, why, err = newBackend(Options{Device: "cuda"})
+	if err == nil {
+		t.Logf("cuda: %s", why)
+		be.Close()
+	} else if !errors.Is(err, ErrUnavailable) || !strings.Contains(err.Error(), "device cuda") {
+		t.Fatalf("cuda unavailable: %v", err)
+	}
+	if _, _, err := newBackend(Options{Device: "tpu"}); err == nil {
+		t.Fatal("unknown device accepted")
+	}
+}
+
+// TestBinaryLinksNoCUDA builds cmd/blipcuda (default tags, cgo as the
+// toolchain has it) and checks that its DT_NEEDED names no CUDA library, so
+// it starts on machines without a driver; then that `match --device cuda`
+// fails there with a clear message while `--device auto` runs on the CPU.
+func TestBinaryLinksNoCUDA(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the binary")
+	}
+	gobin, err := exec.LookPath("go")
+	if err != nil {
+		t.Skip("no go command")
+	}
+	bin := filepath.Join(t.TempDir(), "blipcuda")
+	out, err := exec.Command(gobin, "build", "-o", bin, "./cmd/blipcuda").CombinedOutput()
+	if err != nil {
+		t.Fatalf("go build ./cmd/blipcuda: %v\n%s", err, out)
+	}
+	f, err := elf.Open(bin)
+	if err != nil {
+		t.Skipf("not an ELF binary: %v", err)
+	}
+	libs, err := f.ImportedLibraries()
+	f.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("DT_NEEDED: %v", libs)
+	for _, l := range libs {
+		for _, bad := range []string{"libcuda", "libcublas", "libcudart", "libnvrtc", "libnvidia"} {
+			if strings.HasPrefix(l, bad) {
+				t.Errorf("the binary needs %s: it would not start without a CUDA installation", l)
+			}
+		}
+	}
+
+	img := filepath.Join("testdata", "models", "images")
+	modelDir := filepath.Join("testdata", "models", "tiny-base")
+	runBin := func(device string) (string, error) {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+		defer cancel()
+		cmd := exec.CommandContext(ctx, bin, "match", "--device", device, "-m", modelDir, "-t", "a photo", "-f", "json", img)
+		cmd.Env = append(os.Environ(), "HF_HUB_OFFLINE=1")
+		b, err := cmd.CombinedOutput()
+		return string(b), err
+	}
+	if out, err := runBin("auto"); err != nil {
+		t.Fatalf("--device auto: %v\n%s", err, out)
+	}
+	if cuda.Available() == nil {
+		t.Skip("this machine has a CUDA device: --device cuda is expected to work")
+	}
+	out2, err := runBin("cuda")
+	if strings.Contains(out2, "no CUDA backend yet") {
+		t.Skip("blipcuda.go still refuses Device \"cuda\" in normalize(); the driver check runs once it calls newBackend")
+	}
+	if err == nil {
+		t.Fatalf("--device cuda succeeded without a driver:\n%s", out2)
+	}
+	if !strings.Contains(out2, "libcuda.so.1") && !strings.Contains(out2, "without cgo") {
+		t.Fatalf("--device cuda without a driver does not say why:\n%s", out2)
+	}
+	t.Logf("--device cuda: %s", strings.TrimSpace(out2))
+}

@@ -1,0 +1,83 @@
+#!/usr/bin/env bash
+# scripts/device-check.sh DIR — the GPU checks of the CUDA backend, in under
+# five minutes, on a machine with a CUDA 13.0 driver (nvcc, Python, torch and
+# transformers may be there; Go is not needed). DIR comes from
+# scripts/build-device-check.sh. Writes $OUT/device-check/report.md plus one
+# log per step; exits non-zero when a step failed.
+#
+# Steps (each under its own timeout; the sum stays below 300 s):
+#   1. nvidia-smi, driver and device          (10 s)
+#   2. cuda package tests on the device       (40 s)
+#   3. the op-by-op differential suite + error tests, both GEMM paths (70 s)
+#   4. whole-model parity of the tiny models on the device (50 s)
+#   5. compute-sanitizer --tool memcheck over the differential suite (90 s)
+#   6. op benchmarks, GPU timings             (35 s)
+set -uo pipefail
+dir=$(cd "${1:?usage: device-check.sh DIR}" && pwd)
+out="${OUT:-$dir/out}/device-check"
+mkdir -p "$out"
+report="$out/report.md"
+bin="$dir/bin"
+tree="$dir/tree"
+status=0
+start=$(date +%s)
+
+{
+  echo "# blipcuda device check"
+  echo
+  echo "revision: $(head -1 "$dir/REVISION" 2>/dev/null || echo unknown)"
+  echo "date: $(date -u +%FT%TZ)"
+  echo
+} >"$report"
+
+# step NAME SECONDS DIR CMD... — runs CMD in DIR with a timeout, logs it,
+# and adds a line to the report.
+step() {
+  local name=$1 secs=$2 wd=$3
+  shift 3
+  local log="$out/$name.log" t0 rc
+  t0=$(date +%s)
+  (cd "$wd" && timeout --kill-after=5 "$secs" "$@") >"$log" 2>&1
+  rc=$?
+  local took=$(($(date +%s) - t0))
+  local verdict=ok
+  if [ $rc -eq 124 ] || [ $rc -eq 137 ]; then verdict="TIMEOUT (${secs}s)"; status=1
+  elif [ $rc -ne 0 ]; then verdict="FAILED (exit $rc)"; status=1
+  elif grep -qE 'no CUDA (backend|device)' "$log"; then verdict="SKIPPED: the tests found no CUDA device"; status=1
+  fi
+  echo "- **$name**: $verdict in ${took}s — \`$*\` (log: $name.log)" >>"$report"
+  grep -E '^(--- FAIL|FAIL|panic|=== NAME)|ERROR SUMMARY|out of memory' "$log" | head -20 | sed 's/^/    /' >>"$report"
+}
+
+step 1-nvidia-smi 10 "$dir" nvidia-smi
+step 2-cuda-tests 40 "$tree/cuda" "$bin/cuda.test" -test.v -test.count=1
+step 3-ops-differential 70 "$tree/ops" "$bin/ops.test" -test.v -test.count=1 -test.run 'TestBackendOps|TestCUDA'
+step 4-model-parity 50 "$tree" "$bin/blipcuda.test" -test.v -test.count=1 -test.run 'TestCUDAMatchParity|TestNewBackend|TestMatchParity'
+
+sanitizer=$(command -v compute-sanitizer || ls /usr/local/cuda/bin/compute-sanitizer 2>/dev/null || true)
+if [ -n "$sanitizer" ]; then
+  step 5-memcheck 90 "$tree/ops" "$sanitizer" --tool memcheck --error-exitcode 99 --print-limit 20 \
+    "$bin/ops.test" -test.count=1 -test.run 'TestBackendOps'
+else
+  echo "- **5-memcheck**: skipped, no compute-sanitizer on PATH or in /usr/local/cuda/bin" >>"$report"
+fi
+
+step 6-bench 35 "$tree/ops" "$bin/ops.test" -test.run '^$' -test.bench 'CUDAOps' -test.benchtime 20x
+{
+  echo
+  echo "## Benchmarks (GPU timings, stream-synchronised)"
+  echo
+  echo '```'
+  grep -E '^Benchmark' "$out/6-bench.log" || echo "(none)"
+  echo '```'
+  echo
+  echo "## Device"
+  echo
+  echo '```'
+  grep -E 'CUDA backend:|Driver Version|H100|H200|A100|NVIDIA' "$out/1-nvidia-smi.log" "$out/3-ops-differential.log" | head -8
+  echo '```'
+  echo
+  echo "total: $(($(date +%s) - start))s, status $status"
+} >>"$report"
+cat "$report"
+exit $status
