@@ -131,6 +131,10 @@ func (a *app) loadModel(ctx context.Context, mf *modelFlags) (*blipcuda.Model, e
 		return nil, err
 	}
 	info := m.Info()
+	if mf.device == "auto" && info.Device != "cuda" {
+		// Say once why the GPU is not used (no driver, no device, ...).
+		a.log.Info("running on the CPU", "why", info.DeviceNote)
+	}
 	a.log.Debug("model loaded", "model", mf.model, "dir", info.Dir, "weights", info.Weights,
 		"device", info.Device, "precision", info.Precision, "protocol", string(info.Protocol),
 		"took", time.Since(start).Round(time.Millisecond))
