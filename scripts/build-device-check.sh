@@ -9,6 +9,14 @@
 #   bash scripts/build-device-check.sh /tmp/devcheck
 #   # copy /tmp/devcheck to the GPU machine, then there:
 #   bash /tmp/devcheck/device-check.sh /tmp/devcheck      # report under $OUT
+#
+# With the device tool (which copies the working tree and up to 64 MiB of
+# ignored paths named in `carry`): build into the ignored build/ folder,
+#   bash scripts/build-device-check.sh build/device-check      # ~51 MB
+# then run `bash scripts/device-check.sh build/device-check` with
+# carry ["build/device-check"] and a timeout of about 420 s (the steps are
+# bounded at 300 s), and commit $OUT/device-check/report.md as
+# bench/device-check-<date>.md.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 dir=${1:?usage: build-device-check.sh DIR}
