@@ -250,8 +250,8 @@ func TestProgressReporters(t *testing.T) {
 		t.Error("a regular file should get plain lines")
 	}
 	for n, want := range map[int64]string{999: "999 B", 1000: "1.0 kB", 895_000_000: "895.0 MB", 1_780_000_000: "1.8 GB"} {
-		if got := humanBytes(n); got != want {
-			t.Errorf("humanBytes(%d) = %q, want %q", n, got, want)
+		if got := HumanBytes(n); got != want {
+			t.Errorf("HumanBytes(%d) = %q, want %q", n, got, want)
 		}
 	}
 }

@@ -125,16 +125,16 @@ func (bt *barTask) draw(now time.Time) {
 	var line string
 	rate := ""
 	if el := now.Sub(bt.start).Seconds(); el > 0.5 && bt.done > bt.t.Offset {
-		rate = "  " + humanBytes(int64(float64(bt.done-bt.t.Offset)/el)) + "/s"
+		rate = "  " + HumanBytes(int64(float64(bt.done-bt.t.Offset)/el)) + "/s"
 	}
 	if bt.t.Size > 0 {
 		frac := min(max(float64(bt.done)/float64(bt.t.Size), 0), 1)
 		fill := int(frac * width)
 		line = fmt.Sprintf("%-28s %3d%% [%s%s] %s / %s%s", name, int(frac*100),
 			strings.Repeat("█", fill), strings.Repeat("░", width-fill),
-			humanBytes(bt.done), humanBytes(bt.t.Size), rate)
+			HumanBytes(bt.done), HumanBytes(bt.t.Size), rate)
 	} else {
-		line = fmt.Sprintf("%-28s %s%s", name, humanBytes(bt.done), rate)
+		line = fmt.Sprintf("%-28s %s%s", name, HumanBytes(bt.done), rate)
 	}
 	// \r then clear to the end of the line, so a shorter line leaves no tail.
 	fmt.Fprintf(bt.b.w, "\r%s\x1b[K", line)
@@ -170,10 +170,10 @@ func (l *lines) Start(t Transfer) Task {
 		msg += " @ " + t.Revision
 	}
 	if t.Size >= 0 {
-		msg += " (" + humanBytes(t.Size) + ")"
+		msg += " (" + HumanBytes(t.Size) + ")"
 	}
 	if t.Offset > 0 {
-		msg += ", resuming at " + humanBytes(t.Offset)
+		msg += ", resuming at " + HumanBytes(t.Offset)
 	}
 	fmt.Fprintln(l.w, msg)
 	return &lineTask{l: l, t: t, last: l.now(), done: t.Offset}
@@ -189,9 +189,9 @@ func (lt *lineTask) Update(done int64) {
 	if now := lt.l.now(); now.Sub(lt.last) >= lt.l.every {
 		lt.last = now
 		if lt.t.Size > 0 {
-			fmt.Fprintf(lt.l.w, "%s: %d%% (%s of %s)\n", lt.t.File, done*100/lt.t.Size, humanBytes(done), humanBytes(lt.t.Size))
+			fmt.Fprintf(lt.l.w, "%s: %d%% (%s of %s)\n", lt.t.File, done*100/lt.t.Size, HumanBytes(done), HumanBytes(lt.t.Size))
 		} else {
-			fmt.Fprintf(lt.l.w, "%s: %s\n", lt.t.File, humanBytes(done))
+			fmt.Fprintf(lt.l.w, "%s: %s\n", lt.t.File, HumanBytes(done))
 		}
 	}
 }
@@ -204,18 +204,19 @@ func (lt *lineTask) Finish(err error) {
 	}
 	lt.ended = true
 	if err != nil {
-		fmt.Fprintf(lt.l.w, "%s: stopped after %s\n", lt.t.File, humanBytes(lt.done))
+		fmt.Fprintf(lt.l.w, "%s: stopped after %s\n", lt.t.File, HumanBytes(lt.done))
 		return
 	}
 	size := lt.done
 	if lt.t.Size >= 0 {
 		size = lt.t.Size
 	}
-	fmt.Fprintf(lt.l.w, "downloaded %s (%s)\n", lt.t.File, humanBytes(size))
+	fmt.Fprintf(lt.l.w, "downloaded %s (%s)\n", lt.t.File, HumanBytes(size))
 }
 
-// humanBytes formats n in decimal units, as the Hub's web pages do.
-func humanBytes(n int64) string {
+// HumanBytes formats n in decimal units, as the Hub's web pages do
+// ("895.0 MB").
+func HumanBytes(n int64) string {
 	const unit = 1000
 	if n < unit {
 		return fmt.Sprintf("%d B", n)

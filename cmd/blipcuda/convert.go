@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/blipcuda/blipcuda/hub"
 	"github.com/blipcuda/blipcuda/model"
 )
 
@@ -97,7 +98,7 @@ func runConvert(ctx context.Context, a *app, args []string) error {
 	if fi, err := os.Stat(output); err == nil {
 		size = fi.Size()
 	}
-	a.log.Info(fmt.Sprintf("wrote %s (%s, %d tensors, %s) in %v", output, dtype, len(cfg.Params()), humanBytes(size),
+	a.log.Info(fmt.Sprintf("wrote %s (%s, %d tensors, %s) in %v", output, dtype, len(cfg.Params()), hub.HumanBytes(size),
 		time.Since(start).Round(time.Millisecond)))
 	return a.writeOutput("", func(w io.Writer) error {
 		_, err := fmt.Fprintln(w, output)

@@ -7,6 +7,7 @@ import (
 	"text/tabwriter"
 
 	"github.com/blipcuda/blipcuda"
+	"github.com/blipcuda/blipcuda/hub"
 	"github.com/blipcuda/blipcuda/model"
 )
 
@@ -85,12 +86,12 @@ func runModels(ctx context.Context, a *app, args []string) error {
 			cached := "no"
 			switch {
 			case r.Cached:
-				cached = "yes (" + humanBytes(r.CacheBytes) + ")"
+				cached = "yes (" + hub.HumanBytes(r.CacheBytes) + ")"
 			case r.Partial:
-				cached = "partial (" + humanBytes(r.CacheBytes) + ")"
+				cached = "partial (" + hub.HumanBytes(r.CacheBytes) + ")"
 			}
 			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%.0fM\t%s\t%s\n", r.Name, r.Architecture, r.TrainingSet, r.HubID,
-				float64(r.Parameters)/1e6, humanBytes(r.DownloadBytes), cached)
+				float64(r.Parameters)/1e6, hub.HumanBytes(r.DownloadBytes), cached)
 		}
 		if err := tw.Flush(); err != nil {
 			return err
@@ -98,18 +99,4 @@ func runModels(ctx context.Context, a *app, args []string) error {
 		_, err := fmt.Fprintf(w, "\ncache: %s\n", c.CacheDir())
 		return err
 	})
-}
-
-// humanBytes formats n in decimal units, as the Hub does.
-func humanBytes(n int64) string {
-	const unit = 1000
-	if n < unit {
-		return fmt.Sprintf("%d B", n)
-	}
-	div, exp := int64(unit), 0
-	for m := n / unit; m >= unit && exp < 5; m /= unit {
-		div *= unit
-		exp++
-	}
-	return fmt.Sprintf("%.1f %cB", float64(n)/float64(div), "kMGTPE"[exp])
 }
