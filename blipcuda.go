@@ -568,22 +568,6 @@ func (m *Model) prepare(texts []string) ([]prepared, error) {
 	return out, nil
 }
 
-// batch pads token id lists into a model.TextBatch.
-func batch(ids [][]int32) model.TextBatch {
-	n := 0
-	for _, s := range ids {
-		n = max(n, len(s))
-	}
-	tb := model.TextBatch{Batch: len(ids), Len: n, IDs: make([]int32, len(ids)*n), Mask: make([]int32, len(ids)*n)}
-	for i, s := range ids {
-		copy(tb.IDs[i*n:], s)
-		for j := range s {
-			tb.Mask[i*n+j] = 1
-		}
-	}
-	return tb
-}
-
 // EncodeTexts runs the text encoder (without the image) and returns the ITC
 // embeddings.
 func (m *Model) EncodeTexts(ctx context.Context, texts []string) ([]TextEncoding, error) {
@@ -606,7 +590,7 @@ func (m *Model) encodeTexts(ctx context.Context, texts []string, prep []prepared
 		for _, p := range prep[first:last] {
 			ids = append(ids, p.itc)
 		}
-		emb, err := m.net.TextEmbeddings(ctx, batch(ids))
+		emb, err := m.net.TextEmbeddings(ctx, model.PadBatch(ids))
 		if err != nil {
 			return nil, fmt.Errorf("blipcuda: encoding text %d: %w", first, err)
 		}
@@ -757,7 +741,7 @@ func (m *Model) itm(ctx context.Context, f *model.ImageFeatures, image int, prep
 		for _, p := range prep[first:last] {
 			ids = append(ids, p.itm)
 		}
-		logits, err := m.net.ITMLogits(ctx, f, image, batch(ids))
+		logits, err := m.net.ITMLogits(ctx, f, image, model.PadBatch(ids))
 		if err != nil {
 			return fmt.Errorf("ITM of image %d: %w", row, err)
 		}

@@ -57,7 +57,6 @@ func randomPixels(cfg model.Config, n int, seed uint64) []float32 {
 func captions(n int, seed uint64) model.TextBatch {
 	r := rand.New(rand.NewPCG(seed, 2))
 	ids := make([][]int32, n)
-	longest := 0
 	for i := range ids {
 		l := 10 + r.IntN(11)
 		s := []int32{101}
@@ -65,16 +64,8 @@ func captions(n int, seed uint64) model.TextBatch {
 			s = append(s, int32(1996+r.IntN(28000)))
 		}
 		ids[i] = append(s, 102)
-		longest = max(longest, l)
 	}
-	tb := model.TextBatch{Batch: n, Len: longest, IDs: make([]int32, n*longest), Mask: make([]int32, n*longest)}
-	for i, s := range ids {
-		copy(tb.IDs[i*longest:], s)
-		for j := range s {
-			tb.Mask[i*longest+j] = 1
-		}
-	}
-	return tb
+	return model.PadBatch(ids)
 }
 
 // BenchmarkImageEncode: one 384×384 image through the ViT and the ITC

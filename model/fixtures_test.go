@@ -95,17 +95,4 @@ func pixelHash(px []float32) string {
 }
 
 // batchOf pads token id lists into a TextBatch.
-func batchOf(ids [][]int32) TextBatch {
-	n := 0
-	for _, s := range ids {
-		n = max(n, len(s))
-	}
-	tb := TextBatch{Batch: len(ids), Len: n, IDs: make([]int32, len(ids)*n), Mask: make([]int32, len(ids)*n)}
-	for i, s := range ids {
-		copy(tb.IDs[i*n:], s)
-		for j := range s {
-			tb.Mask[i*n+j] = 1
-		}
-	}
-	return tb
-}
+func batchOf(ids [][]int32) TextBatch { return PadBatch(ids) }

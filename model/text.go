@@ -18,6 +18,23 @@ type TextBatch struct {
 	Batch, Len int
 }
 
+// PadBatch right-pads token id sequences with id 0 ([PAD]) into a batch,
+// masking the padding.
+func PadBatch(ids [][]int32) TextBatch {
+	n := 0
+	for _, s := range ids {
+		n = max(n, len(s))
+	}
+	tb := TextBatch{Batch: len(ids), Len: n, IDs: make([]int32, len(ids)*n), Mask: make([]int32, len(ids)*n)}
+	for i, s := range ids {
+		copy(tb.IDs[i*n:], s)
+		for j := range s {
+			tb.Mask[i*n+j] = 1
+		}
+	}
+	return tb
+}
+
 // validate checks the batch against the model.
 func (tb TextBatch) validate(cfg Config) error {
 	t := cfg.Text
