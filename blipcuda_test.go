@@ -2,7 +2,6 @@ package blipcuda
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"math"
 	"os"
@@ -11,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/blipcuda/blipcuda/cuda"
+	fx "github.com/blipcuda/blipcuda/internal/fixtures"
 )
 
 // End-to-end parity with transformers: files on disk → tokenizer, image
@@ -20,34 +20,10 @@ import (
 // only in summation order; observed differences are ~1e-6).
 const parityTol = 1e-4
 
-type protocolFixture struct {
-	Texts       []string  `json:"texts"`
-	InputIDs    [][]int32 `json:"input_ids"`
-	ITMInputIDs [][]int32 `json:"itm_input_ids"`
-	ITMLogits   []float32 `json:"itm_logits"`
-	ITMProb     []float32 `json:"itm_prob"`
-	ITC         []float32 `json:"itc"`
-	ImageEmbeds []float32 `json:"image_embeds"`
-	TextEmbeds  []float32 `json:"text_embeds"`
-}
-
-type modelFixture struct {
-	Images []string        `json:"images"`
-	Inputs []string        `json:"inputs"`
-	HF     protocolFixture `json:"hf"`
-	BLIP   protocolFixture `json:"blip"`
-}
-
-func fixtures(t testing.TB) map[string]modelFixture {
+func fixtures(t testing.TB) map[string]fx.Model {
 	t.Helper()
-	data, err := os.ReadFile("testdata/models/expected.json")
+	f, err := fx.Load("testdata/models/expected.json")
 	if err != nil {
-		t.Fatal(err)
-	}
-	var f struct {
-		Models map[string]modelFixture `json:"models"`
-	}
-	if err := json.Unmarshal(data, &f); err != nil {
 		t.Fatal(err)
 	}
 	return f.Models

@@ -4,12 +4,12 @@ import (
 	"crypto/sha256"
 	"encoding/binary"
 	"encoding/hex"
-	"encoding/json"
 	"math"
 	"os"
 	"path/filepath"
 	"testing"
 
+	"github.com/blipcuda/blipcuda/internal/fixtures"
 	"github.com/nlpodyssey/safetensors"
 )
 
@@ -18,43 +18,15 @@ import (
 
 const fixtureDir = "../testdata/models"
 
-type protocolFixture struct {
-	Texts       []string  `json:"texts"`
-	InputIDs    [][]int32 `json:"input_ids"`
-	ITMInputIDs [][]int32 `json:"itm_input_ids"`
-	ITMLogits   []float32 `json:"itm_logits"`
-	ITMProb     []float32 `json:"itm_prob"`
-	ITC         []float32 `json:"itc"`
-	ImageEmbeds []float32 `json:"image_embeds"`
-	TextEmbeds  []float32 `json:"text_embeds"`
-}
+type (
+	protocolFixture = fixtures.Protocol
+	modelFixture    = fixtures.Model
+)
 
-type modelFixture struct {
-	Images      []string        `json:"images"`
-	PixelSHA256 []string        `json:"pixel_sha256"`
-	NumParams   int64           `json:"num_params"`
-	Inputs      []string        `json:"inputs"`
-	HF          protocolFixture `json:"hf"`
-	BLIP        protocolFixture `json:"blip"`
-}
-
-type fixtures struct {
-	Versions map[string]string `json:"versions"`
-	Real     map[string]struct {
-		NumParams  int64 `json:"num_params"`
-		NumTensors int   `json:"num_tensors"`
-	} `json:"real"`
-	Models map[string]modelFixture `json:"models"`
-}
-
-func loadFixtures(t testing.TB) fixtures {
+func loadFixtures(t testing.TB) *fixtures.File {
 	t.Helper()
-	data, err := os.ReadFile(filepath.Join(fixtureDir, "expected.json"))
+	f, err := fixtures.Load(filepath.Join(fixtureDir, "expected.json"))
 	if err != nil {
-		t.Fatal(err)
-	}
-	var f fixtures
-	if err := json.Unmarshal(data, &f); err != nil {
 		t.Fatal(err)
 	}
 	return f
