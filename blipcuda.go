@@ -31,6 +31,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"sort"
 	"strings"
 	"sync"
 	"unicode/utf8"
@@ -584,24 +585,47 @@ func (m *Model) EncodeTexts(ctx context.Context, texts []string) ([]TextEncoding
 
 func (m *Model) encodeTexts(ctx context.Context, texts []string, prep []prepared) ([]TextEncoding, error) {
 	out := make([]TextEncoding, len(texts))
-	for first := 0; first < len(texts); first += m.opts.TextBatch {
-		last := min(first+m.opts.TextBatch, len(texts))
-		ids := make([][]int32, 0, last-first)
-		for _, p := range prep[first:last] {
-			ids = append(ids, p.itc)
-		}
-		emb, err := m.net.TextEmbeddings(ctx, model.PadBatch(ids))
+	err := m.forTextBatches(prep, func(p prepared) []int32 { return p.itc }, func(idx []int, tb model.TextBatch) error {
+		emb, err := m.net.TextEmbeddings(ctx, tb)
 		if err != nil {
-			return nil, fmt.Errorf("blipcuda: encoding text %d: %w", first, err)
+			return fmt.Errorf("blipcuda: encoding text %d: %w", idx[0], err)
 		}
-		d := len(emb) / len(ids)
-		for i := first; i < last; i++ {
-			k := i - first
+		d := len(emb) / len(idx)
+		for k, i := range idx {
 			out[i] = TextEncoding{Text: texts[i], Tokens: prep[i].itc, Truncated: prep[i].truncated,
 				Embedding: emb[k*d : (k+1)*d : (k+1)*d]}
 		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
 	}
 	return out, nil
+}
+
+// forTextBatches runs fn on batches of at most opts.TextBatch texts, given
+// by their indices, with the token ids pick selects. Texts are batched in
+// order of length, so that each batch pads little; this changes no result:
+// a padded key gets exactly zero attention weight (exp(−10000 − max)
+// underflows to 0 in float32) and every row is computed independently of the
+// others.
+func (m *Model) forTextBatches(prep []prepared, pick func(prepared) []int32, fn func(idx []int, tb model.TextBatch) error) error {
+	order := make([]int, len(prep))
+	for i := range order {
+		order[i] = i
+	}
+	sort.SliceStable(order, func(a, b int) bool { return len(pick(prep[order[a]])) < len(pick(prep[order[b]])) })
+	for first := 0; first < len(order); first += m.opts.TextBatch {
+		idx := order[first:min(first+m.opts.TextBatch, len(order))]
+		ids := make([][]int32, len(idx))
+		for k, i := range idx {
+			ids[k] = pick(prep[i])
+		}
+		if err := fn(idx, model.PadBatch(ids)); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // Scores holds every image × text score. Matrices are indexed
@@ -735,23 +759,18 @@ func newScores(nImages int, texts []string, prep []prepared) *Scores {
 func (m *Model) itm(ctx context.Context, f *model.ImageFeatures, image int, prep []prepared, s *Scores, row int) error {
 	s.ITMLogits[row] = make([][2]float32, len(prep))
 	s.ITMProb[row] = make([]float32, len(prep))
-	for first := 0; first < len(prep); first += m.opts.TextBatch {
-		last := min(first+m.opts.TextBatch, len(prep))
-		ids := make([][]int32, 0, last-first)
-		for _, p := range prep[first:last] {
-			ids = append(ids, p.itm)
-		}
-		logits, err := m.net.ITMLogits(ctx, f, image, model.PadBatch(ids))
+	return m.forTextBatches(prep, func(p prepared) []int32 { return p.itm }, func(idx []int, tb model.TextBatch) error {
+		logits, err := m.net.ITMLogits(ctx, f, image, tb)
 		if err != nil {
 			return fmt.Errorf("ITM of image %d: %w", row, err)
 		}
-		for j := first; j < last; j++ {
-			l0, l1 := logits[2*(j-first)], logits[2*(j-first)+1]
+		for k, j := range idx {
+			l0, l1 := logits[2*k], logits[2*k+1]
 			s.ITMLogits[row][j] = [2]float32{l0, l1}
 			s.ITMProb[row][j] = matchProb(l0, l1)
 		}
-	}
-	return nil
+		return nil
+	})
 }
 
 // matchProb is softmax([l0, l1])[1], computed stably.

@@ -307,3 +307,29 @@ func TestLoadFromHubCache(t *testing.T) {
 		t.Errorf("loaded %+v", m.Info())
 	}
 }
+
+// TestBatchingIsExact: scores do not depend on how texts are batched (one
+// at a time, in threes, all together, in length order): padding keys get
+// exactly zero weight and rows are computed independently.
+func TestBatchingIsExact(t *testing.T) {
+	f := fixtures(t)["tiny-large"]
+	ctx := context.Background()
+	var ref *Scores
+	for _, size := range []int{1, 3, 64} {
+		m := loadTiny(t, "tiny-large", WithTextBatch(size), WithProtocol(ProtocolHF))
+		s, err := m.Match(ctx, images(t, m, f.Images[:1]), f.Inputs)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ref == nil {
+			ref = s
+			continue
+		}
+		for j := range f.Inputs {
+			if s.ITMLogits[0][j] != ref.ITMLogits[0][j] || s.ITC[0][j] != ref.ITC[0][j] {
+				t.Errorf("text batch %d, text %d: ITM %v ITC %v; one at a time: %v %v",
+					size, j, s.ITMLogits[0][j], s.ITC[0][j], ref.ITMLogits[0][j], ref.ITC[0][j])
+			}
+		}
+	}
+}
