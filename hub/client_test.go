@@ -97,10 +97,10 @@ func TestReadEnv(t *testing.T) {
 func TestFromEnv(t *testing.T) {
 	fh, files := standardHub(t)
 	hfHome := t.TempDir()
-	if err := os.WriteFile(filepath.Join(hfHome, "token"), []byte(fh.token+"\n"), 0o600); err != nil {
+	if err := os.WriteFile(filepath.Join(hfHome, "token"), []byte(fh.Token+"\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	t.Setenv("HF_ENDPOINT", fh.hub.URL+"/")
+	t.Setenv("HF_ENDPOINT", fh.URL+"/")
 	t.Setenv("HF_HOME", hfHome)
 	t.Setenv("HF_HUB_CACHE", "")
 	t.Setenv("HUGGINGFACE_HUB_CACHE", "")
@@ -110,19 +110,19 @@ func TestFromEnv(t *testing.T) {
 	t.Setenv("HF_HUB_DISABLE_IMPLICIT_TOKEN", "")
 	t.Setenv("HF_HUB_OFFLINE", "")
 	t.Setenv("TRANSFORMERS_OFFLINE", "")
-	fh.repo(repoID).private = true
+	fh.Repo(repoID).Private = true
 	c, err := FromEnv()
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.Endpoint() != fh.hub.URL || c.CacheDir() != filepath.Join(hfHome, "hub") || !c.HasToken() || c.Offline() {
+	if c.Endpoint() != fh.URL || c.CacheDir() != filepath.Join(hfHome, "hub") || !c.HasToken() || c.Offline() {
 		t.Fatalf("client: endpoint %s cache %s token %v offline %v", c.Endpoint(), c.CacheDir(), c.HasToken(), c.Offline())
 	}
 	p, err := c.Download(context.Background(), repoID, "main", "config.json")
 	if err != nil {
 		t.Fatal(err)
 	}
-	checkContent(t, p, files["config.json"].data)
+	checkContent(t, p, files["config.json"].Data)
 	if !strings.HasPrefix(p, filepath.Join(hfHome, "hub", "models--Salesforce--blip-itm-base-coco")) {
 		t.Errorf("downloaded to %s", p)
 	}

@@ -17,6 +17,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/blipcuda/blipcuda/hub/hubtest"
 )
 
 const (
@@ -28,16 +30,16 @@ const (
 // standardHub is a fake Hub with the files of a BLIP repo: small git files
 // on main, the weights as an LFS file on main, and model.safetensors on a
 // pull-request revision refs/pr/5.
-func standardHub(t *testing.T) (*fakeHub, map[string]fakeFile) {
-	fh := newFakeHub(t)
-	files := map[string]fakeFile{
-		"config.json":       fh.addFile(repoID, commit1, "config.json", []byte(`{"model_type":"blip"}`+"\n"), false, "main"),
-		"vocab.txt":         fh.addFile(repoID, commit1, "vocab.txt", []byte("[PAD]\n[UNK]\nhello\n"), false, "main"),
-		"sub/dir/notes.txt": fh.addFile(repoID, commit1, "sub/dir/notes.txt", []byte("nested\n"), false, "main"),
-		"pytorch_model.bin": fh.addFile(repoID, commit1, "pytorch_model.bin", randomBytes(3<<20+17, 1), true, "main"),
-		"model.safetensors": fh.addFile(repoID, commit2, "model.safetensors", randomBytes(1<<20+5, 2), true, "refs/pr/5"),
+func standardHub(t *testing.T) (*hubtest.Hub, map[string]hubtest.File) {
+	fh := hubtest.New(t)
+	files := map[string]hubtest.File{
+		"config.json":       fh.AddFile(repoID, commit1, "config.json", []byte(`{"model_type":"blip"}`+"\n"), false, "main"),
+		"vocab.txt":         fh.AddFile(repoID, commit1, "vocab.txt", []byte("[PAD]\n[UNK]\nhello\n"), false, "main"),
+		"sub/dir/notes.txt": fh.AddFile(repoID, commit1, "sub/dir/notes.txt", []byte("nested\n"), false, "main"),
+		"pytorch_model.bin": fh.AddFile(repoID, commit1, "pytorch_model.bin", randomBytes(3<<20+17, 1), true, "main"),
+		"model.safetensors": fh.AddFile(repoID, commit2, "model.safetensors", randomBytes(1<<20+5, 2), true, "refs/pr/5"),
 	}
-	fh.addFile(repoID, commit2, "config.json", files["config.json"].data, false, "refs/pr/5")
+	fh.AddFile(repoID, commit2, "config.json", files["config.json"].Data, false, "refs/pr/5")
 	return fh, files
 }
 
@@ -70,9 +72,9 @@ func TestDownloadLayout(t *testing.T) {
 		if p != want {
 			t.Errorf("path = %s, want %s", p, want)
 		}
-		checkContent(t, p, files[name].data)
+		checkContent(t, p, files[name].Data)
 	}
-	cfg, bin, notes := files["config.json"].etag, files["pytorch_model.bin"].etag, files["sub/dir/notes.txt"].etag
+	cfg, bin, notes := files["config.json"].ETag, files["pytorch_model.bin"].ETag, files["sub/dir/notes.txt"].ETag
 	if len(cfg) != 40 || len(bin) != 64 {
 		t.Fatalf("bad test etags %q %q", cfg, bin)
 	}
@@ -103,14 +105,14 @@ func TestDownloadLayout(t *testing.T) {
 	}
 	// The LFS file came from the CDN host, metadata from the Hub by HEAD.
 	var cdnGets, hubHeads int
-	for _, r := range fh.requests() {
+	for _, r := range fh.Requests() {
 		switch {
-		case r.host == "cdn" && r.method == "GET":
+		case r.Host == "cdn" && r.Method == "GET":
 			cdnGets++
-			if !strings.Contains(r.rawPath, bin) {
-				t.Errorf("CDN GET %s is not the LFS blob", r.rawPath)
+			if !strings.Contains(r.RawPath, bin) {
+				t.Errorf("CDN GET %s is not the LFS blob", r.RawPath)
 			}
-		case r.host == "hub" && r.method == "HEAD":
+		case r.Host == "hub" && r.Method == "HEAD":
 			hubHeads++
 		}
 	}
@@ -121,23 +123,23 @@ func TestDownloadLayout(t *testing.T) {
 
 func TestTokenOnlyToHub(t *testing.T) {
 	fh, files := standardHub(t)
-	fh.repo(repoID).private = true
-	c := testClient(t, fh, WithToken(fh.token))
+	fh.Repo(repoID).Private = true
+	c := testClient(t, fh, WithToken(fh.Token))
 	for _, name := range []string{"config.json", "pytorch_model.bin"} {
-		checkContent(t, mustDownload(t, c, repoID, "main", name), files[name].data)
+		checkContent(t, mustDownload(t, c, repoID, "main", name), files[name].Data)
 	}
-	reqs := fh.requests()
+	reqs := fh.Requests()
 	sawCDN := false
 	for _, r := range reqs {
-		switch r.host {
+		switch r.Host {
 		case "hub":
-			if r.auth != "Bearer "+fh.token {
-				t.Errorf("Hub %s %s: Authorization %q, want the token", r.method, r.rawPath, r.auth)
+			if r.Auth != "Bearer "+fh.Token {
+				t.Errorf("Hub %s %s: Authorization %q, want the token", r.Method, r.RawPath, r.Auth)
 			}
 		case "cdn":
 			sawCDN = true
-			if r.auth != "" {
-				t.Errorf("CDN %s %s got Authorization %q: the token leaked to the redirect host", r.method, r.rawPath, r.auth)
+			if r.Auth != "" {
+				t.Errorf("CDN %s %s got Authorization %q: the token leaked to the redirect host", r.Method, r.RawPath, r.Auth)
 			}
 		}
 	}
@@ -151,23 +153,23 @@ func TestSecondDownloadUsesCache(t *testing.T) {
 	c := testClient(t, fh)
 	first := mustDownload(t, c, repoID, "main", "pytorch_model.bin")
 
-	fh.reset()
+	fh.Reset()
 	if p := mustDownload(t, c, repoID, "main", "pytorch_model.bin"); p != first {
 		t.Errorf("second path %s != %s", p, first)
 	}
-	reqs := fh.requests()
-	if len(reqs) != 1 || reqs[0].method != "HEAD" || reqs[0].host != "hub" {
+	reqs := fh.Requests()
+	if len(reqs) != 1 || reqs[0].Method != "HEAD" || reqs[0].Host != "hub" {
 		t.Errorf("online cached download made %v, want one HEAD", reqs)
 	}
 
-	fh.reset()
+	fh.Reset()
 	off := sameCache(t, c, WithOffline(true))
 	if p := mustDownload(t, off, repoID, "main", "pytorch_model.bin"); p != first {
 		t.Errorf("offline path %s != %s", p, first)
 	}
 	// A commit id needs no request either, even online.
-	checkContent(t, mustDownload(t, c, repoID, commit1, "pytorch_model.bin"), files["pytorch_model.bin"].data)
-	if reqs := fh.requests(); len(reqs) != 0 {
+	checkContent(t, mustDownload(t, c, repoID, commit1, "pytorch_model.bin"), files["pytorch_model.bin"].Data)
+	if reqs := fh.Requests(); len(reqs) != 0 {
 		t.Errorf("offline / commit-pinned downloads made requests: %v", reqs)
 	}
 }
@@ -176,13 +178,13 @@ func TestRevisionWithSlash(t *testing.T) {
 	fh, files := standardHub(t)
 	c := testClient(t, fh)
 	p := mustDownload(t, c, repoID, "refs/pr/5", "model.safetensors")
-	checkContent(t, p, files["model.safetensors"].data)
+	checkContent(t, p, files["model.safetensors"].Data)
 	if !strings.Contains(p, filepath.Join("snapshots", commit2, "model.safetensors")) {
 		t.Errorf("path %s not in the refs/pr/5 commit's snapshot", p)
 	}
-	head := fh.requests()[0]
-	if want := "/" + repoID + "/resolve/refs%2Fpr%2F5/model.safetensors"; head.rawPath != want {
-		t.Errorf("HEAD path %s, want %s", head.rawPath, want)
+	head := fh.Requests()[0]
+	if want := "/" + repoID + "/resolve/refs%2Fpr%2F5/model.safetensors"; head.RawPath != want {
+		t.Errorf("HEAD path %s, want %s", head.RawPath, want)
 	}
 	ref, err := os.ReadFile(filepath.Join(c.repoDir(repoID), "refs", "refs", "pr", "5"))
 	if err != nil || string(ref) != commit2 {
@@ -196,12 +198,12 @@ func TestRevisionWithSlash(t *testing.T) {
 
 func TestErrorStatuses(t *testing.T) {
 	fh, _ := standardHub(t)
-	fh.addFile("org/private", commit1, "config.json", []byte("{}"), false, "main")
-	fh.repo("org/private").private = true
-	fh.addFile("org/gated", commit1, "config.json", []byte("{}"), false, "main")
-	fh.repo("org/gated").gated = true
-	fh.addFile("org/plain401", commit1, "config.json", []byte("{}"), false, "main")
-	fh.repo("org/plain401").noCode = 401
+	fh.AddFile("org/private", commit1, "config.json", []byte("{}"), false, "main")
+	fh.Repo("org/private").Private = true
+	fh.AddFile("org/gated", commit1, "config.json", []byte("{}"), false, "main")
+	fh.Repo("org/gated").Gated = true
+	fh.AddFile("org/plain401", commit1, "config.json", []byte("{}"), false, "main")
+	fh.Repo("org/plain401").PlainStatus = 401
 	c := testClient(t, fh)
 	sentinels := []error{ErrRepoNotFound, ErrRevisionNotFound, ErrEntryNotFound, ErrGatedRepo, ErrUnauthorized}
 	cases := []struct {
@@ -270,14 +272,14 @@ func TestResumeAfterDroppedConnection(t *testing.T) {
 	fh, files := standardHub(t)
 	f := files["pytorch_model.bin"]
 	const cut = 1<<20 + 123
-	fh.dropAfter[f.etag] = []int{cut}
+	fh.DropAfter(f.ETag, cut)
 	c := testClient(t, fh) // no in-run retries: the first call fails
 	_, err := c.Download(context.Background(), repoID, "main", "pytorch_model.bin")
 	if !errors.Is(err, ErrIncomplete) {
 		t.Fatalf("first Download: %v, want ErrIncomplete", err)
 	}
-	assertNothingLinked(t, c, commit1, "pytorch_model.bin", f.etag)
-	part := blobPath(c.repoDir(repoID), f.etag) + ".incomplete"
+	assertNothingLinked(t, c, commit1, "pytorch_model.bin", f.ETag)
+	part := blobPath(c.repoDir(repoID), f.ETag) + ".incomplete"
 	if n := fileSize(part); n != cut {
 		t.Fatalf(".incomplete has %d bytes, want %d", n, cut)
 	}
@@ -285,16 +287,16 @@ func TestResumeAfterDroppedConnection(t *testing.T) {
 		t.Error("IsCached true with only a partial download")
 	}
 
-	fh.reset()
+	fh.Reset()
 	p := mustDownload(t, c, repoID, "main", "pytorch_model.bin")
-	checkContent(t, p, f.data)
-	var gets []request
-	for _, r := range fh.requests() {
-		if r.method == "GET" {
+	checkContent(t, p, f.Data)
+	var gets []hubtest.Request
+	for _, r := range fh.Requests() {
+		if r.Method == "GET" {
 			gets = append(gets, r)
 		}
 	}
-	if len(gets) != 1 || gets[0].rng != fmt.Sprintf("bytes=%d-", cut) {
+	if len(gets) != 1 || gets[0].Range != fmt.Sprintf("bytes=%d-", cut) {
 		t.Errorf("resumed GETs %+v, want one with Range bytes=%d-", gets, cut)
 	}
 	if _, err := os.Stat(part); !errors.Is(err, os.ErrNotExist) {
@@ -305,48 +307,48 @@ func TestResumeAfterDroppedConnection(t *testing.T) {
 func TestResumeWithinOneCall(t *testing.T) {
 	fh, files := standardHub(t)
 	f := files["pytorch_model.bin"]
-	fh.dropAfter[f.etag] = []int{1000, 500000}
+	fh.DropAfter(f.ETag, 1000, 500000)
 	c := testClient(t, fh, WithRetries(3))
 	rec := &recorder{}
 	c.progress = rec
-	checkContent(t, mustDownload(t, c, repoID, "main", "pytorch_model.bin"), f.data)
+	checkContent(t, mustDownload(t, c, repoID, "main", "pytorch_model.bin"), f.Data)
 	var ranges []string
-	for _, r := range fh.requests() {
-		if r.method == "GET" {
-			ranges = append(ranges, r.rng)
+	for _, r := range fh.Requests() {
+		if r.Method == "GET" {
+			ranges = append(ranges, r.Range)
 		}
 	}
 	if want := []string{"", "bytes=1000-", "bytes=501000-"}; !slices.Equal(ranges, want) {
 		t.Errorf("GET ranges %q, want %q", ranges, want)
 	}
-	if len(rec.starts) != 1 || rec.starts[0].Size != int64(len(f.data)) || rec.finished != 1 || rec.err != nil {
+	if len(rec.starts) != 1 || rec.starts[0].Size != int64(len(f.Data)) || rec.finished != 1 || rec.err != nil {
 		t.Errorf("progress: %+v", rec)
 	}
-	if rec.last != int64(len(f.data)) {
-		t.Errorf("last progress %d, want %d", rec.last, len(f.data))
+	if rec.last != int64(len(f.Data)) {
+		t.Errorf("last progress %d, want %d", rec.last, len(f.Data))
 	}
 }
 
 func TestServerIgnoringRange(t *testing.T) {
 	fh, files := standardHub(t)
 	f := files["pytorch_model.bin"]
-	fh.dropAfter[f.etag] = []int{4096}
-	fh.ignoreRange = true
+	fh.DropAfter(f.ETag, 4096)
+	fh.IgnoreRange(true)
 	c := testClient(t, fh, WithRetries(2))
-	checkContent(t, mustDownload(t, c, repoID, "main", "pytorch_model.bin"), f.data)
+	checkContent(t, mustDownload(t, c, repoID, "main", "pytorch_model.bin"), f.Data)
 }
 
 func TestStalledTransferIsCutAndResumed(t *testing.T) {
 	fh, files := standardHub(t)
 	f := files["model.safetensors"]
-	fh.stallAfter[f.etag] = 70000
+	fh.StallAfter(f.ETag, 70000)
 	c := testClient(t, fh, WithRetries(2), WithTimeouts(0, 150*time.Millisecond))
 	start := time.Now()
-	checkContent(t, mustDownload(t, c, repoID, "refs/pr/5", "model.safetensors"), f.data)
+	checkContent(t, mustDownload(t, c, repoID, "refs/pr/5", "model.safetensors"), f.Data)
 	if d := time.Since(start); d > 3*time.Second {
 		t.Errorf("stall detection took %v", d)
 	}
-	if n := fh.count("cdn", "GET"); n != 2 {
+	if n := fh.Count("cdn", "GET"); n != 2 {
 		t.Errorf("CDN GETs = %d, want 2", n)
 	}
 }
@@ -354,18 +356,18 @@ func TestStalledTransferIsCutAndResumed(t *testing.T) {
 func TestWrongChecksum(t *testing.T) {
 	fh, files := standardHub(t)
 	f := files["pytorch_model.bin"]
-	fh.corrupt[f.etag] = true
+	fh.Corrupt(f.ETag)
 	c := testClient(t, fh, WithRetries(2))
 	_, err := c.Download(context.Background(), repoID, "main", "pytorch_model.bin")
 	var ce *ChecksumError
-	if !errors.Is(err, ErrChecksum) || !errors.As(err, &ce) || ce.Want != f.etag {
-		t.Fatalf("err = %v, want a ChecksumError for %s", err, f.etag)
+	if !errors.Is(err, ErrChecksum) || !errors.As(err, &ce) || ce.Want != f.ETag {
+		t.Fatalf("err = %v, want a ChecksumError for %s", err, f.ETag)
 	}
-	assertNothingLinked(t, c, commit1, "pytorch_model.bin", f.etag)
-	if _, err := os.Stat(blobPath(c.repoDir(repoID), f.etag) + ".incomplete"); !errors.Is(err, os.ErrNotExist) {
+	assertNothingLinked(t, c, commit1, "pytorch_model.bin", f.ETag)
+	if _, err := os.Stat(blobPath(c.repoDir(repoID), f.ETag) + ".incomplete"); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("corrupt .incomplete kept: %v", err)
 	}
-	if n := fh.count("cdn", "GET"); n != 1 {
+	if n := fh.Count("cdn", "GET"); n != 1 {
 		t.Errorf("a checksum error was retried: %d GETs", n)
 	}
 }
@@ -413,11 +415,11 @@ func TestDiskFull(t *testing.T) {
 	if !strings.Contains(err.Error(), "HF_HUB_CACHE") {
 		t.Errorf("message %q does not say how to fix it", err)
 	}
-	assertNothingLinked(t, c, commit1, "pytorch_model.bin", f.etag)
-	if _, err := os.Stat(blobPath(c.repoDir(repoID), f.etag) + ".incomplete"); !errors.Is(err, os.ErrNotExist) {
+	assertNothingLinked(t, c, commit1, "pytorch_model.bin", f.ETag)
+	if _, err := os.Stat(blobPath(c.repoDir(repoID), f.ETag) + ".incomplete"); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("partial file kept on a full disk: %v", err)
 	}
-	if n := fh.count("cdn", "GET"); n != 1 {
+	if n := fh.Count("cdn", "GET"); n != 1 {
 		t.Errorf("a full disk was retried: %d GETs", n)
 	}
 }
@@ -438,14 +440,14 @@ func TestOfflineMode(t *testing.T) {
 	if _, err := c.Snapshot(context.Background(), repoID, "main", []string{"config.json"}); !errors.Is(err, ErrNotCached) {
 		t.Errorf("offline Snapshot: %v", err)
 	}
-	if n := len(fh.requests()); n != 0 {
+	if n := len(fh.Requests()); n != 0 {
 		t.Fatalf("offline client made %d requests", n)
 	}
 	online := sameCache(t, c, WithOffline(false))
 	mustDownload(t, online, repoID, "main", "config.json")
-	fh.reset()
-	checkContent(t, mustDownload(t, c, repoID, "main", "config.json"), files["config.json"].data)
-	if n := len(fh.requests()); n != 0 {
+	fh.Reset()
+	checkContent(t, mustDownload(t, c, repoID, "main", "config.json"), files["config.json"].Data)
+	if n := len(fh.Requests()); n != 0 {
 		t.Fatalf("offline client made %d requests", n)
 	}
 }
@@ -467,7 +469,7 @@ func TestHubUnreachable(t *testing.T) {
 	c := testClient(t, fh)
 	mustDownload(t, c, repoID, "main", "config.json")
 	down := sameCache(t, c, WithEndpoint(deadEndpoint(t)))
-	checkContent(t, mustDownload(t, down, repoID, "main", "config.json"), files["config.json"].data)
+	checkContent(t, mustDownload(t, down, repoID, "main", "config.json"), files["config.json"].Data)
 	_, err := down.Download(context.Background(), repoID, "main", "vocab.txt")
 	var nc *NotCachedError
 	if !errors.As(err, &nc) || nc.Offline || nc.Cause == nil {
@@ -486,22 +488,22 @@ func TestHubUnreachable(t *testing.T) {
 
 func TestRetryOn503(t *testing.T) {
 	fh, files := standardHub(t)
-	fh.busy = 2
+	fh.Busy(2)
 	c := testClient(t, fh, WithRetries(2))
-	checkContent(t, mustDownload(t, c, repoID, "main", "config.json"), files["config.json"].data)
+	checkContent(t, mustDownload(t, c, repoID, "main", "config.json"), files["config.json"].Data)
 }
 
 func TestRenamedRepoRelativeRedirect(t *testing.T) {
 	fh, files := standardHub(t)
-	fh.moved["Salesforce/old-name"] = repoID
-	c := testClient(t, fh, WithToken(fh.token))
+	fh.Move("Salesforce/old-name", repoID)
+	c := testClient(t, fh, WithToken(fh.Token))
 	p := mustDownload(t, c, "Salesforce/old-name", "main", "pytorch_model.bin")
-	checkContent(t, p, files["pytorch_model.bin"].data)
+	checkContent(t, p, files["pytorch_model.bin"].Data)
 	if !strings.Contains(p, "models--Salesforce--old-name") {
 		t.Errorf("cached under %s, want the requested repo id's folder", p)
 	}
-	for _, r := range fh.requests() {
-		if r.host == "hub" && r.auth == "" {
+	for _, r := range fh.Requests() {
+		if r.Host == "hub" && r.Auth == "" {
 			t.Errorf("relative redirect on the Hub lost the token: %+v", r)
 		}
 	}
@@ -511,13 +513,13 @@ func TestDanglingLinkIsRepaired(t *testing.T) {
 	fh, files := standardHub(t)
 	c := testClient(t, fh)
 	p := mustDownload(t, c, repoID, "main", "config.json")
-	if err := os.Remove(blobPath(c.repoDir(repoID), files["config.json"].etag)); err != nil {
+	if err := os.Remove(blobPath(c.repoDir(repoID), files["config.json"].ETag)); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := c.CachedSnapshot(repoID, "main"); !errors.Is(err, ErrNotCached) {
 		t.Errorf("CachedSnapshot with a dangling link: %v", err)
 	}
-	checkContent(t, mustDownload(t, c, repoID, "main", "config.json"), files["config.json"].data)
+	checkContent(t, mustDownload(t, c, repoID, "main", "config.json"), files["config.json"].Data)
 	if fi, err := os.Lstat(p); err != nil || fi.Mode()&os.ModeSymlink == 0 {
 		t.Errorf("link not restored: %v", err)
 	}
@@ -525,7 +527,7 @@ func TestDanglingLinkIsRepaired(t *testing.T) {
 
 func TestConcurrentDownloadsOfOneFile(t *testing.T) {
 	fh, files := standardHub(t)
-	fh.cdnDelay = 50 * time.Millisecond
+	fh.SetCDNDelay(50 * time.Millisecond)
 	c := testClient(t, fh)
 	const n = 6
 	var wg sync.WaitGroup
@@ -551,8 +553,8 @@ func TestConcurrentDownloadsOfOneFile(t *testing.T) {
 			t.Errorf("paths differ: %s vs %s", paths[i], paths[0])
 		}
 	}
-	checkContent(t, paths[0], files["pytorch_model.bin"].data)
-	if got := fh.count("cdn", "GET"); got != 1 {
+	checkContent(t, paths[0], files["pytorch_model.bin"].Data)
+	if got := fh.Count("cdn", "GET"); got != 1 {
 		t.Errorf("the blob was fetched %d times, want once", got)
 	}
 }
@@ -569,12 +571,12 @@ func TestSnapshotAndCachedSnapshot(t *testing.T) {
 		t.Errorf("dir %s, want %s", dir, want)
 	}
 	for _, n := range names {
-		checkContent(t, filepath.Join(dir, n), files[n].data)
+		checkContent(t, filepath.Join(dir, n), files[n].Data)
 	}
 	// The later files were asked for at the commit the first one fixed.
-	for _, r := range fh.requests()[1:] {
-		if r.host == "hub" && r.method == "HEAD" && !strings.Contains(r.rawPath, "/resolve/"+commit1+"/") {
-			t.Errorf("request %s not pinned to the commit", r.rawPath)
+	for _, r := range fh.Requests()[1:] {
+		if r.Host == "hub" && r.Method == "HEAD" && !strings.Contains(r.RawPath, "/resolve/"+commit1+"/") {
+			t.Errorf("request %s not pinned to the commit", r.RawPath)
 		}
 	}
 	for _, tc := range []struct {
@@ -616,7 +618,7 @@ func TestFileExists(t *testing.T) {
 			t.Errorf("FileExists(%s, %s) = %v, %v; want %v", tc.rev, tc.file, got, err, tc.want)
 		}
 	}
-	if n := fh.count("hub", "GET") + fh.count("cdn", "GET"); n != 0 {
+	if n := fh.Count("hub", "GET") + fh.Count("cdn", "GET"); n != 0 {
 		t.Errorf("FileExists downloaded: %d GETs", n)
 	}
 	if _, err := c.FileExists(ctx, "org/missing", "main", "config.json"); !errors.Is(err, ErrRepoNotFound) {
@@ -625,7 +627,7 @@ func TestFileExists(t *testing.T) {
 	// Offline, the cache (and the .no_exist marker the probe above left) answers.
 	mustDownload(t, c, repoID, "refs/pr/5", "model.safetensors")
 	off := sameCache(t, c, WithOffline(true))
-	fh.reset()
+	fh.Reset()
 	if ok, err := off.FileExists(ctx, repoID, "refs/pr/5", "model.safetensors"); !ok || err != nil {
 		t.Errorf("offline FileExists(cached) = %v, %v", ok, err)
 	}
@@ -635,7 +637,7 @@ func TestFileExists(t *testing.T) {
 	if _, err := off.FileExists(ctx, repoID, "main", "tokenizer.json"); !errors.Is(err, ErrNotCached) {
 		t.Errorf("offline FileExists(unknown) = %v, want ErrNotCached", err)
 	}
-	if n := len(fh.requests()); n != 0 {
+	if n := len(fh.Requests()); n != 0 {
 		t.Errorf("offline FileExists made %d requests", n)
 	}
 }
@@ -654,7 +656,7 @@ func TestScanAndIsCached(t *testing.T) {
 		t.Fatalf("Scan: %v, %v", repos, err)
 	}
 	r := repos[0]
-	wantSize := int64(len(files["config.json"].data) + len(files["pytorch_model.bin"].data))
+	wantSize := int64(len(files["config.json"].Data) + len(files["pytorch_model.bin"].Data))
 	if r.Repo != repoID || r.Size != wantSize || !r.Complete() {
 		t.Errorf("Scan = %+v, want size %d", r, wantSize)
 	}
@@ -694,7 +696,7 @@ func TestInvalidNames(t *testing.T) {
 			t.Errorf("Download(%q, %q, %q) = %v, want ErrInvalidName", tc[0], tc[1], tc[2], err)
 		}
 	}
-	if n := len(fh.requests()); n != 0 {
+	if n := len(fh.Requests()); n != 0 {
 		t.Errorf("invalid names made %d requests", n)
 	}
 }
@@ -736,7 +738,7 @@ func TestBadHubAnswers(t *testing.T) {
 func TestCancelledContextKeepsPartial(t *testing.T) {
 	fh, files := standardHub(t)
 	f := files["pytorch_model.bin"]
-	fh.stallAfter[f.etag] = 100000
+	fh.StallAfter(f.ETag, 100000)
 	c := testClient(t, fh, WithRetries(3))
 	ctx, cancel := context.WithCancel(context.Background())
 	rec := &recorder{onUpdate: func(done int64) {
@@ -749,11 +751,11 @@ func TestCancelledContextKeepsPartial(t *testing.T) {
 	if !errors.Is(err, context.Canceled) {
 		t.Fatalf("err = %v, want context.Canceled", err)
 	}
-	assertNothingLinked(t, c, commit1, "pytorch_model.bin", f.etag)
-	if n := fileSize(blobPath(c.repoDir(repoID), f.etag) + ".incomplete"); n != 100000 {
+	assertNothingLinked(t, c, commit1, "pytorch_model.bin", f.ETag)
+	if n := fileSize(blobPath(c.repoDir(repoID), f.ETag) + ".incomplete"); n != 100000 {
 		t.Errorf(".incomplete has %d bytes, want 100000", n)
 	}
-	checkContent(t, mustDownload(t, c, repoID, "main", "pytorch_model.bin"), f.data)
+	checkContent(t, mustDownload(t, c, repoID, "main", "pytorch_model.bin"), f.Data)
 }
 
 // recorder is a Reporter that records calls.

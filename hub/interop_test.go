@@ -107,18 +107,18 @@ func TestPythonInterop(t *testing.T) {
 		"main:pytorch_model.bin":      mustDownload(t, c, repoID, "main", "pytorch_model.bin"),
 		"refs/pr/5:model.safetensors": mustDownload(t, c, repoID, "refs/pr/5", "model.safetensors"),
 	}
-	fh.reset()
-	res := runPython(t, py, fh.hub.URL, goCache, true)
+	fh.Reset()
+	res := runPython(t, py, fh.URL, goCache, true)
 	t.Logf("huggingface_hub %s", res.Version)
-	if len(fh.requests()) != 0 {
-		t.Errorf("offline Python made requests: %v", fh.requests())
+	if len(fh.Requests()) != 0 {
+		t.Errorf("offline Python made requests: %v", fh.Requests())
 	}
 	for k, p := range want {
 		if res.Paths[k] != p {
 			t.Errorf("Python resolved %s to %q, Go wrote %q", k, res.Paths[k], p)
 		}
 	}
-	size := int64(len(files["config.json"].data) + len(files["pytorch_model.bin"].data) + len(files["model.safetensors"].data))
+	size := int64(len(files["config.json"].Data) + len(files["pytorch_model.bin"].Data) + len(files["model.safetensors"].Data))
 	if len(res.Warnings) != 0 || res.Repo.ID != repoID || res.Repo.Size != size || res.Repo.NbFiles != 3 ||
 		!slices.Equal(res.Repo.Refs, []string{"main", "refs/pr/5"}) {
 		t.Errorf("Python scan_cache_dir of the Go cache: %+v", res)
@@ -126,7 +126,7 @@ func TestPythonInterop(t *testing.T) {
 
 	// Python writes (online, from the fake Hub), Go reads offline.
 	pyCache := t.TempDir()
-	res = runPython(t, py, fh.hub.URL, pyCache, false)
+	res = runPython(t, py, fh.URL, pyCache, false)
 	off, err := NewClient(WithCacheDir(pyCache), WithOffline(true))
 	if err != nil {
 		t.Fatal(err)
@@ -138,7 +138,7 @@ func TestPythonInterop(t *testing.T) {
 			t.Errorf("Go offline on the Python cache: %s = %q, %v; Python wrote %q", k, got, err, p)
 			continue
 		}
-		checkContent(t, got, files[name].data)
+		checkContent(t, got, files[name].Data)
 	}
 	if ok, n := off.IsCached(repoID); !ok || n != size {
 		t.Errorf("IsCached on the Python cache = %v, %d; want %d", ok, n, size)

@@ -39,7 +39,7 @@ func TestLockAcrossProcesses(t *testing.T) {
 	fh, files := standardHub(t)
 	c := testClient(t, fh)
 	f := files["pytorch_model.bin"]
-	lock := c.lockPath(repoID, f.etag)
+	lock := c.lockPath(repoID, f.ETag)
 
 	cmd := exec.Command(os.Args[0], "-test.run=^TestLockHelperProcess$", "-test.count=1")
 	cmd.Env = append(os.Environ(), "BLIPCUDA_HUB_LOCK_HELPER="+lock)
@@ -78,11 +78,11 @@ func TestLockAcrossProcesses(t *testing.T) {
 	case <-time.After(300 * time.Millisecond):
 	}
 	// The other process finishes the blob, then releases its lock.
-	blob := blobPath(c.repoDir(repoID), f.etag)
+	blob := blobPath(c.repoDir(repoID), f.ETag)
 	if err := os.MkdirAll(filepath.Dir(blob), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	if err := os.WriteFile(blob+".tmp", f.data, 0o644); err != nil {
+	if err := os.WriteFile(blob+".tmp", f.Data, 0o644); err != nil {
 		t.Fatal(err)
 	}
 	if err := os.Rename(blob+".tmp", blob); err != nil {
@@ -98,8 +98,8 @@ func TestLockAcrossProcesses(t *testing.T) {
 	if r.err != nil {
 		t.Fatal(r.err)
 	}
-	checkContent(t, r.path, f.data)
-	if n := fh.count("cdn", "GET"); n != 0 {
+	checkContent(t, r.path, f.Data)
+	if n := fh.Count("cdn", "GET"); n != 0 {
 		t.Errorf("the waiting Download fetched the blob again (%d GETs)", n)
 	}
 }

@@ -45,9 +45,9 @@ func stderrLines(r result) int {
 // numbers.
 func TestPullThenOffline(t *testing.T) {
 	fh := newFakeHub(t)
-	fh.serveTinyModels(t)
+	serveTinyModels(t, fh)
 	cache := t.TempDir()
-	online := []string{"HF_ENDPOINT=" + fh.hub.URL, "HF_HUB_CACHE=" + cache}
+	online := []string{"HF_ENDPOINT=" + fh.URL, "HF_HUB_CACHE=" + cache}
 	offline := []string{"HF_HUB_CACHE=" + cache, "HF_HUB_OFFLINE=1"} // and HF_ENDPOINT unreachable
 	matchArgs := []string{"match", imagesDir, "-t", "a dog", "-t", "a red bus", "--model", "base-coco", "-f", "json"}
 
@@ -119,17 +119,13 @@ func TestPullThenOffline(t *testing.T) {
 	}
 
 	// Pulling again downloads nothing; --quiet prints no progress.
-	fh.mu.Lock()
-	before := len(fh.ranges)
-	fh.mu.Unlock()
+	before := len(cdnRanges(fh))
 	if r := mustRun(t, runOpts{env: online}, "pull", "-q", "Salesforce/blip-itm-base-coco"); r.stderr != "" {
 		t.Errorf("pull -q: stderr %q", r.stderr)
 	}
-	fh.mu.Lock()
-	if len(fh.ranges) != before {
+	if len(cdnRanges(fh)) != before {
 		t.Errorf("a cached model was downloaded again")
 	}
-	fh.mu.Unlock()
 }
 
 // TestMatchPullsOnFirstUse: match downloads a model it does not have
@@ -137,8 +133,8 @@ func TestPullThenOffline(t *testing.T) {
 // for it) and scores as the library does.
 func TestMatchPullsOnFirstUse(t *testing.T) {
 	fh := newFakeHub(t)
-	fh.serveTinyModels(t)
-	env := []string{"HF_ENDPOINT=" + fh.hub.URL, "HF_HUB_CACHE=" + t.TempDir()}
+	serveTinyModels(t, fh)
+	env := []string{"HF_ENDPOINT=" + fh.URL, "HF_HUB_CACHE=" + t.TempDir()}
 	r := mustRun(t, runOpts{env: env}, "match", imagesDir, "-t", "a dog", "--model", "large-flickr", "-f", "json")
 	if !strings.Contains(r.stderr, "downloading the model on first use") || !strings.Contains(r.stderr, "pytorch_model.bin") {
 		t.Errorf("stderr:\n%s", r.stderr)
@@ -178,14 +174,12 @@ func snapshotHas(cache, repo, commit, file string) bool {
 // the next pull resumes from it.
 func TestPullDroppedConnection(t *testing.T) {
 	fh := newFakeHub(t)
-	fh.serveTinyModels(t)
+	serveTinyModels(t, fh)
 	const repo = "Salesforce/blip-itm-base-coco"
-	etag := fh.file(repo, "refs/pr/5", "model.safetensors").etag
-	fh.mu.Lock()
-	fh.dropAfter[etag] = 1 << 20
-	fh.mu.Unlock()
+	etag := fh.File(repo, "refs/pr/5", "model.safetensors").ETag
+	fh.AlwaysDropAfter(etag, 1<<20)
 	cache := t.TempDir()
-	env := []string{"HF_ENDPOINT=" + fh.hub.URL, "HF_HUB_CACHE=" + cache, "BLIPCUDA_HUB_RETRIES=0"}
+	env := []string{"HF_ENDPOINT=" + fh.URL, "HF_HUB_CACHE=" + cache, "BLIPCUDA_HUB_RETRIES=0"}
 
 	r := run(t, runOpts{env: env}, "pull", "base-coco")
 	wantFail(t, r, exitFailure, "model.safetensors", "incomplete download")
@@ -201,14 +195,10 @@ func TestPullDroppedConnection(t *testing.T) {
 	wantFail(t, run(t, runOpts{env: []string{"HF_HUB_CACHE=" + cache, "HF_HUB_OFFLINE=1"}},
 		"match", imagesDir, "-t", "a dog"), exitFailure, "blipcuda pull base-coco")
 
-	fh.mu.Lock()
-	delete(fh.dropAfter, etag)
-	fh.ranges = nil
-	fh.mu.Unlock()
+	fh.ClearFaults(etag)
+	fh.Reset()
 	mustRun(t, runOpts{env: env}, "pull", "base-coco")
-	fh.mu.Lock()
-	ranges := append([]string{}, fh.ranges...)
-	fh.mu.Unlock()
+	ranges := cdnRanges(fh)
 	if len(ranges) != 1 || ranges[0] != "bytes=1048576-" {
 		t.Errorf("the second pull sent Range %q, want a resume from byte 1048576", ranges)
 	}
@@ -221,14 +211,12 @@ func TestPullDroppedConnection(t *testing.T) {
 // discarded entirely.
 func TestPullCorruptDownload(t *testing.T) {
 	fh := newFakeHub(t)
-	fh.serveTinyModels(t)
+	serveTinyModels(t, fh)
 	const repo = "Salesforce/blip-itm-base-coco"
-	etag := fh.file(repo, "refs/pr/5", "model.safetensors").etag
-	fh.mu.Lock()
-	fh.corrupt[etag] = true
-	fh.mu.Unlock()
+	etag := fh.File(repo, "refs/pr/5", "model.safetensors").ETag
+	fh.Corrupt(etag)
 	cache := t.TempDir()
-	env := []string{"HF_ENDPOINT=" + fh.hub.URL, "HF_HUB_CACHE=" + cache}
+	env := []string{"HF_ENDPOINT=" + fh.URL, "HF_HUB_CACHE=" + cache}
 	r := run(t, runOpts{env: env}, "match", imagesDir, "-t", "a dog")
 	wantFail(t, r, exitFailure, "sha256", etag, "discarded")
 	if complete, partial := blobState(t, cache, repo, etag); complete || partial {
@@ -244,19 +232,17 @@ func TestPullCorruptDownload(t *testing.T) {
 // looks complete.
 func TestPullInterrupt(t *testing.T) {
 	fh := newFakeHub(t)
-	fh.serveTinyModels(t)
+	serveTinyModels(t, fh)
 	const repo = "Salesforce/blip-itm-base-coco"
-	etag := fh.file(repo, "refs/pr/5", "model.safetensors").etag
-	fh.mu.Lock()
-	fh.stallAfter[etag] = 1 << 19
-	fh.mu.Unlock()
+	etag := fh.File(repo, "refs/pr/5", "model.safetensors").ETag
+	fh.AlwaysStallAfter(etag, 1<<19)
 	cache := t.TempDir()
-	cmd, _, stderr := binCmd(t, runOpts{env: []string{"HF_ENDPOINT=" + fh.hub.URL, "HF_HUB_CACHE=" + cache}}, "pull", "base-coco")
+	cmd, _, stderr := binCmd(t, runOpts{env: []string{"HF_ENDPOINT=" + fh.URL, "HF_HUB_CACHE=" + cache}}, "pull", "base-coco")
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
 	select {
-	case <-fh.stalled:
+	case <-fh.Stalled():
 	case <-time.After(30 * time.Second):
 		cmd.Process.Kill()
 		t.Fatal("the download never started")
@@ -284,10 +270,10 @@ func TestPullInterrupt(t *testing.T) {
 
 func TestPullErrors(t *testing.T) {
 	fh := newFakeHub(t)
-	fh.serveTinyModels(t)
-	fh.addCommit(t, "acme/blip-novocab", commitID("novocab"), tinyBase, []string{"config.json", "model.safetensors"}, "main")
-	fh.addCommit(t, "acme/blip-noconfig", commitID("noconfig"), tinyBase, []string{"vocab.txt", "model.safetensors"}, "main")
-	env := []string{"HF_ENDPOINT=" + fh.hub.URL, "HF_HUB_CACHE=" + t.TempDir()}
+	serveTinyModels(t, fh)
+	addCommit(t, fh, "acme/blip-novocab", commitID("novocab"), tinyBase, []string{"config.json", "model.safetensors"}, "main")
+	addCommit(t, fh, "acme/blip-noconfig", commitID("noconfig"), tinyBase, []string{"vocab.txt", "model.safetensors"}, "main")
+	env := []string{"HF_ENDPOINT=" + fh.URL, "HF_HUB_CACHE=" + t.TempDir()}
 	wantFail(t, run(t, runOpts{env: env}, "pull"), exitUsage, "name a model")
 	wantFail(t, run(t, runOpts{env: env}, "pull", "base-cocoa"), exitUsage, `unknown model "base-cocoa"`, "base-coco, base-flickr")
 	wantFail(t, run(t, runOpts{env: env}, "pull", "acme/nothing"), exitFailure, "acme/nothing", "not found")
