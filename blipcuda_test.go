@@ -69,7 +69,10 @@ func closeTo(t *testing.T, what string, got, want []float32) {
 	t.Logf("%s: max |diff| %.2g", what, worst)
 }
 
-func TestMatchParity(t *testing.T) {
+func TestMatchParity(t *testing.T) { matchParity(t, "cpu") }
+
+// matchParity checks Match and EncodeTexts on device against transformers.
+func matchParity(t *testing.T, device string) {
 	fx := fixtures(t)
 	for _, name := range []string{"tiny-base", "tiny-large"} {
 		for _, proto := range []Protocol{ProtocolHF, ProtocolBLIP} {
@@ -79,7 +82,10 @@ func TestMatchParity(t *testing.T) {
 				if proto == ProtocolBLIP {
 					want = f.BLIP
 				}
-				m := loadTiny(t, name, WithProtocol(proto), WithTextBatch(3), WithImageBatch(2))
+				m := loadTiny(t, name, WithDevice(device), WithProtocol(proto), WithTextBatch(3), WithImageBatch(2))
+				if d := m.Info().Device; d != device {
+					t.Fatalf("Info().Device = %q, want %s", d, device)
+				}
 				s, err := m.Match(context.Background(), images(t, m, f.Images), f.Inputs)
 				if err != nil {
 					t.Fatal(err)

@@ -12,7 +12,6 @@ import (
 	"time"
 
 	"github.com/blipcuda/blipcuda/cuda"
-	"github.com/blipcuda/blipcuda/model"
 )
 
 // End-to-end parity of the tiny models through the CUDA backend (emulated
@@ -34,81 +33,9 @@ func cudaOrSkip(t *testing.T) {
 	be.Close()
 }
 
-// loadTinyCUDA loads a tiny model on the CUDA backend: through
-// Load(WithDevice("cuda")) once blipcuda.go accepts it, until then by
-// loading on the CPU and moving the network to a CUDA backend.
-func loadTinyCUDA(t *testing.T, name string, opts ...Option) *Model {
-	t.Helper()
-	path := filepath.Join("testdata", "models", name)
-	m, err := Load(context.Background(), path, append(opts, WithDevice("cuda"))...)
-	if err != nil {
-		if !errors.Is(err, ErrUnavailable) || !strings.Contains(err.Error(), "no CUDA backend yet") {
-			t.Fatal(err)
-		}
-		m = loadTiny(t, name, append(opts, WithDevice("cpu"))...)
-		be, _, err := newBackend(Options{Device: "cuda"})
-		if err != nil {
-			t.Fatal(err)
-		}
-		net, err := model.New(be, m.info.Config, m.weights)
-		if err != nil {
-			be.Close()
-			t.Fatal(err)
-		}
-		m.mu.Lock()
-		old, oldBE := m.net, m.be
-		m.net, m.be, m.info.Device = net, be, be.Name()
-		m.mu.Unlock()
-		old.Close()
-		oldBE.Close()
-		return m
-	}
-	t.Cleanup(func() { m.Close() })
-	return m
-}
-
 func TestCUDAMatchParity(t *testing.T) {
 	cudaOrSkip(t)
-	fx := fixtures(t)
-	for _, name := range []string{"tiny-base", "tiny-large"} {
-		for _, proto := range []Protocol{ProtocolHF, ProtocolBLIP} {
-			t.Run(name+"/"+string(proto), func(t *testing.T) {
-				f := fx[name]
-				want := f.HF
-				if proto == ProtocolBLIP {
-					want = f.BLIP
-				}
-				m := loadTinyCUDA(t, name, WithProtocol(proto), WithTextBatch(3), WithImageBatch(2))
-				if d := m.Info().Device; d != "cuda" {
-					t.Fatalf("Info().Device = %q, want cuda", d)
-				}
-				s, err := m.Match(context.Background(), images(t, m, f.Images), f.Inputs)
-				if err != nil {
-					t.Fatal(err)
-				}
-				var logits, prob, itc []float32
-				for i := range s.ITMLogits {
-					for j := range s.ITMLogits[i] {
-						logits = append(logits, s.ITMLogits[i][j][0], s.ITMLogits[i][j][1])
-						prob = append(prob, s.ITMProb[i][j])
-						itc = append(itc, s.ITC[i][j])
-					}
-				}
-				closeTo(t, "ITM logits", logits, want.ITMLogits)
-				closeTo(t, "P(match)", prob, want.ITMProb)
-				closeTo(t, "ITC", itc, want.ITC)
-				enc, err := m.EncodeTexts(context.Background(), f.Inputs)
-				if err != nil {
-					t.Fatal(err)
-				}
-				var emb []float32
-				for _, e := range enc {
-					emb = append(emb, e.Embedding...)
-				}
-				closeTo(t, "text embeddings", emb, want.TextEmbeds)
-			})
-		}
-	}
+	matchParity(t, "cuda")
 }
 
 func TestNewBackend(t *testing.T) {
