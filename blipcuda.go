@@ -179,7 +179,9 @@ func (o *Options) normalize() error {
 	switch o.Precision {
 	case "float32":
 	case "float16", "bfloat16":
-		return fmt.Errorf("%w: precision %s is not implemented yet; every backend computes in float32", ErrUnavailable, o.Precision)
+		if o.Device == "cpu" {
+			return fmt.Errorf("%w: precision %s runs on the CUDA backend; the CPU backend computes in float32", ErrUnavailable, o.Precision)
+		}
 	default:
 		return fmt.Errorf("blipcuda: unknown precision %q (want float32, float16 or bfloat16)", o.Precision)
 	}

@@ -261,8 +261,16 @@ func TestLoadErrors(t *testing.T) {
 			t.Errorf("cuda: err = %v", err)
 		}
 	}
-	if _, err := Load(ctx, "testdata/models/tiny-base", WithPrecision("float16")); !errors.Is(err, ErrUnavailable) {
-		t.Errorf("float16: err = %v", err)
+	if _, err := Load(ctx, "testdata/models/tiny-base", WithPrecision("float16"), WithDevice("cpu")); !errors.Is(err, ErrUnavailable) ||
+		!strings.Contains(err.Error(), "CUDA backend") {
+		t.Errorf("float16 on the CPU: err = %v", err)
+	}
+	if cuda.Available() != nil {
+		// auto without a CUDA device: an error, not float32 in disguise.
+		if _, err := Load(ctx, "testdata/models/tiny-base", WithPrecision("bfloat16")); !errors.Is(err, ErrUnavailable) ||
+			!strings.Contains(err.Error(), "needs a CUDA device") {
+			t.Errorf("bfloat16, auto, no CUDA: err = %v", err)
+		}
 	}
 	if _, err := Load(ctx, "testdata/models/tiny-base", WithProtocol("lavis")); err == nil {
 		t.Error("unknown protocol accepted")

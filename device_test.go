@@ -4,6 +4,7 @@ import (
 	"context"
 	"debug/elf"
 	"errors"
+	"math"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -127,4 +128,65 @@ func TestBinaryLinksNoCUDA(t *testing.T) {
 		t.Fatalf("--device cuda without a driver does not say why:\n%s", out2)
 	}
 	t.Logf("--device cuda: %s", strings.TrimSpace(out2))
+}
+
+// TestCUDAHalfPrecision: the tiny models in float16 and bfloat16 against
+// transformers' float32 results. The bar is P(match) within 2e-3 of
+// float32 and the same rankings; ITC cosines and logits get the tolerances
+// below. A ranking is checked wherever the float32 scores of two captions
+// differ by more than twice the tolerance (closer pairs may swap legitimately).
+func TestCUDAHalfPrecision(t *testing.T) {
+	cudaOrSkip(t)
+	fx := fixtures(t)
+	for _, prec := range []struct {
+		name        string
+		prob, logit float64 // max |Δ| of P(match), of the ITM logits
+		itc         float64 // max |Δ| of the ITC cosines
+	}{
+		// float16: 11-bit significands; logits are O(1) sums of O(1) terms.
+		{"float16", 2e-3, 1e-2, 2e-3},
+		// bfloat16: 8-bit significands, 8× coarser than float16.
+		{"bfloat16", 2e-3, 4e-2, 1e-2},
+	} {
+		for _, name := range []string{"tiny-base", "tiny-large"} {
+			t.Run(prec.name+"/"+name, func(t *testing.T) {
+				f := fx[name]
+				want := f.BLIP
+				m := loadTiny(t, name, WithDevice("cuda"), WithPrecision(prec.name), WithTextBatch(3), WithImageBatch(2))
+				if p := m.Info().Precision; p != prec.name {
+					t.Fatalf("Info().Precision = %q", p)
+				}
+				s, err := m.Match(context.Background(), images(t, m, f.Images), f.Inputs)
+				if err != nil {
+					t.Fatal(err)
+				}
+				var worstP, worstL, worstC float64
+				nTxt := len(f.Inputs)
+				for i := range s.ITMProb {
+					for j := range s.ITMProb[i] {
+						k := i*nTxt + j
+						worstP = max(worstP, math.Abs(float64(s.ITMProb[i][j]-want.ITMProb[k])))
+						worstC = max(worstC, math.Abs(float64(s.ITC[i][j]-want.ITC[k])))
+						for c := 0; c < 2; c++ {
+							worstL = max(worstL, math.Abs(float64(s.ITMLogits[i][j][c]-want.ITMLogits[2*k+c])))
+						}
+						for j2 := range s.ITMProb[i] {
+							k2 := i*nTxt + j2
+							if d := want.ITMProb[k] - want.ITMProb[k2]; d > 2*float32(prec.prob) && s.ITMProb[i][j] <= s.ITMProb[i][j2] {
+								t.Errorf("image %d: P(match) ranks caption %d below %d (float32 %v > %v)", i, j, j2, want.ITMProb[k], want.ITMProb[k2])
+							}
+							if d := want.ITC[k] - want.ITC[k2]; d > 2*float32(prec.itc) && s.ITC[i][j] <= s.ITC[i][j2] {
+								t.Errorf("image %d: ITC ranks caption %d below %d (float32 %v > %v)", i, j, j2, want.ITC[k], want.ITC[k2])
+							}
+						}
+					}
+				}
+				t.Logf("%s max |Δ| vs transformers float32: P(match) %.2g, logits %.2g, ITC %.2g", prec.name, worstP, worstL, worstC)
+				if worstP > prec.prob || worstL > prec.logit || worstC > prec.itc {
+					t.Errorf("beyond tolerance: P(match) %.3g (≤ %g), logits %.3g (≤ %g), ITC %.3g (≤ %g)",
+						worstP, prec.prob, worstL, prec.logit, worstC, prec.itc)
+				}
+			})
+		}
+	}
 }

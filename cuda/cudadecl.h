@@ -27,6 +27,9 @@ typedef int cublasStatus_t;
 typedef void* cublasHandle_t;
 typedef int cublasOperation_t;
 typedef int cublasMath_t;
+typedef int cudaDataType;              /* enum cudaDataType_t (library_types.h) */
+typedef int cublasComputeType_t;
+typedef int cublasGemmAlgo_t;
 #endif
 
 /* ABI values (cuda.h, cublas_api.h). */
@@ -41,6 +44,11 @@ typedef int cublasMath_t;
 #define BK_CUBLAS_OP_T 1
 #define BK_CUBLAS_DEFAULT_MATH 0
 #define BK_CUBLAS_TF32_TENSOR_OP_MATH 3
+#define BK_CUDA_R_32F 0
+#define BK_CUDA_R_16F 2
+#define BK_CUDA_R_16BF 14
+#define BK_CUBLAS_COMPUTE_32F 68
+#define BK_CUBLAS_GEMM_DEFAULT (-1)
 
 /* Driver API (libcuda.so.1). The _v2 names are the exported symbols. */
 typedef CUresult (*bk_pfn_cuInit)(unsigned int flags);
@@ -86,5 +94,10 @@ typedef cublasStatus_t (*bk_pfn_cublasSgemmStridedBatched)(
     cublasHandle_t handle, cublasOperation_t transa, cublasOperation_t transb, int m, int n, int k,
     const float* alpha, const float* A, int lda, long long int strideA, const float* B, int ldb,
     long long int strideB, const float* beta, float* C, int ldc, long long int strideC, int batchCount);
+typedef cublasStatus_t (*bk_pfn_cublasGemmStridedBatchedEx)(
+    cublasHandle_t handle, cublasOperation_t transa, cublasOperation_t transb, int m, int n, int k,
+    const void* alpha, const void* A, cudaDataType Atype, int lda, long long int strideA, const void* B,
+    cudaDataType Btype, int ldb, long long int strideB, const void* beta, void* C, cudaDataType Ctype, int ldc,
+    long long int strideC, int batchCount, cublasComputeType_t computeType, cublasGemmAlgo_t algo);
 
 #endif /* BK_CUDADECL_H */

@@ -25,6 +25,7 @@ type Info struct {
 	DriverVersion int    // cuDriverGetVersion, e.g. 13000
 	TotalMemory   uint64
 	BLAS          string // the cuBLAS library opened ("" when none)
+	BLAS16        bool   // cuBLAS multiplies float16/bfloat16 (cublasGemmStridedBatchedEx)
 }
 
 // options of Open.
@@ -237,6 +238,15 @@ func (d *Device) WriteFloat32(dst DevicePtr, src []float32) error {
 	return d.htod(dst, unsafe.Pointer(unsafe.SliceData(src)), uint64(len(src))*4)
 }
 
+// WriteUint16 copies src (16-bit values, e.g. float16 bits) to dst
+// (synchronous).
+func (d *Device) WriteUint16(dst DevicePtr, src []uint16) error {
+	if len(src) == 0 {
+		return nil
+	}
+	return d.htod(dst, unsafe.Pointer(unsafe.SliceData(src)), uint64(len(src))*2)
+}
+
 // WriteInt32 copies src to dst (synchronous).
 func (d *Device) WriteInt32(dst DevicePtr, src []int32) error {
 	if len(src) == 0 {
@@ -256,10 +266,20 @@ func (d *Device) htod(dst DevicePtr, src unsafe.Pointer, n uint64) error {
 
 // ReadFloat32 copies len(dst) floats from src, after the stream's work.
 func (d *Device) ReadFloat32(ctx context.Context, dst []float32, src DevicePtr) error {
+	return d.dtoh(ctx, unsafe.Pointer(unsafe.SliceData(dst)), src, uint64(len(dst))*4)
+}
+
+// ReadUint16 copies len(dst) 16-bit values from src, after the stream's
+// work.
+func (d *Device) ReadUint16(ctx context.Context, dst []uint16, src DevicePtr) error {
+	return d.dtoh(ctx, unsafe.Pointer(unsafe.SliceData(dst)), src, uint64(len(dst))*2)
+}
+
+func (d *Device) dtoh(ctx context.Context, dst unsafe.Pointer, src DevicePtr, n uint64) error {
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("cuda: memcpy DtoH: %w", err)
 	}
-	if len(dst) == 0 {
+	if n == 0 {
 		return nil
 	}
 	done, err := d.enter("memcpy DtoH")
@@ -270,7 +290,7 @@ func (d *Device) ReadFloat32(ctx context.Context, dst []float32, src DevicePtr) 
 	if code := d.drv.synchronize(); code != 0 {
 		return d.errorLocked("cuStreamSynchronize", code)
 	}
-	return d.errorLocked("cuMemcpyDtoH", d.drv.dtoh(unsafe.Pointer(unsafe.SliceData(dst)), uint64(src), uint64(len(dst))*4))
+	return d.errorLocked("cuMemcpyDtoH", d.drv.dtoh(dst, uint64(src), n))
 }
 
 // Copy copies n bytes between device buffers.
@@ -367,11 +387,25 @@ func (d *Device) Launch(ctx context.Context, name string, grid, block Dim3, args
 	return d.errorLocked(op, d.drv.launch(k.fn, grid, block, vals[:len(args)]))
 }
 
-// Gemm is a batched row-major single-precision C = A·Bᵀ: for every batch i,
+// ElemType is the element type of a Gemm's A, B and C.
+type ElemType int
+
+// Element types: Float32 (the zero value), and the 16-bit storage types,
+// multiplied with float32 accumulation.
+const (
+	Float32 ElemType = iota
+	Float16
+	BFloat16
+)
+
+// Gemm is a batched row-major C = A·Bᵀ: for every batch i,
 // C_i[M, N] = A_i[M, K]·B_i[N, K]ᵀ, rows of A, B and C Lda, Ldb, Ldc elements
 // apart, batch i at element offsets i·StrideA, i·StrideB, i·StrideC (stride
-// 0 broadcasts). C is overwritten (β = 0). No TF32: float32 FMA throughout.
+// 0 broadcasts). C is overwritten (β = 0). For Float32 no TF32: float32 FMA
+// throughout. For Float16 and BFloat16, A, B and C all have that type; the
+// products are accumulated in float32 (tensor cores) and C rounded once.
 type Gemm struct {
+	Type                      ElemType
 	C, A, B                   DevicePtr
 	M, N, K                   int
 	Lda, Ldb, Ldc             int
@@ -397,7 +431,14 @@ func (d *Device) Gemm(ctx context.Context, g Gemm) error {
 		return err
 	}
 	defer done()
-	return d.errorLocked("cublasSgemmStridedBatched", d.drv.gemm(&g))
+	call := "cublasSgemmStridedBatched"
+	if g.Type != Float32 {
+		if !d.info.BLAS16 {
+			return fmt.Errorf("cuda: %s: 16-bit operands: %w", op, ErrNoBLAS)
+		}
+		call = "cublasGemmStridedBatchedEx"
+	}
+	return d.errorLocked(call, d.drv.gemm(&g))
 }
 
 // Synchronize waits for the stream's work.

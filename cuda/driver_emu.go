@@ -51,6 +51,72 @@ static void bk_emu_sgemm_nt(float* C, const float* A, const float* B, int M, int
 	}
 }
 
+// 16-bit storage (type 1 float16, 2 bfloat16): the same with operands
+// widened exactly to double and C rounded once to nearest even, as cuBLAS's
+// CUBLAS_COMPUTE_32F GEMM does up to the accumulation order.
+static float bk_emu_h2f(unsigned short h, int type) {
+	unsigned int b;
+	if (type == 2) { b = (unsigned int)h << 16; float f; memcpy(&f, &b, 4); return f; }
+	unsigned int sign = (unsigned int)(h >> 15) << 31, exp = (h >> 10) & 0x1f, mant = h & 0x3ff;
+	if (exp == 0) {
+		float v = (float)mant * (1.0f / 16777216.0f);
+		return sign ? -v : v;
+	}
+	b = exp == 0x1f ? (sign | 0x7f800000u | mant << 13) : (sign | (exp + 112) << 23 | mant << 13);
+	float f; memcpy(&f, &b, 4); return f;
+}
+// Round to nearest even, as __float2half_rn / __float2bfloat16_rn.
+static unsigned short bk_emu_f2h(float v, int type) {
+	unsigned int b;
+	memcpy(&b, &v, 4);
+	if (type == 2) {
+		if ((b & 0x7fffffffu) > 0x7f800000u) return (unsigned short)((b >> 16) | 0x40);
+		b += 0x7fffu + ((b >> 16) & 1u);
+		return (unsigned short)(b >> 16);
+	}
+	unsigned short sign = (unsigned short)((b >> 16) & 0x8000u);
+	int exp = (int)((b >> 23) & 0xffu);
+	unsigned int mant = b & 0x7fffffu;
+	if (exp == 0xff) return mant ? (unsigned short)(sign | 0x7e00u | (mant >> 13)) : (unsigned short)(sign | 0x7c00u);
+	int e = exp - 127 + 15;
+	if (e >= 0x1f) return (unsigned short)(sign | 0x7c00u);
+	if (e <= 0) {
+		if (e < -10) return sign;
+		mant |= 0x800000u;
+		unsigned int shift = (unsigned int)(14 - e), m = mant >> shift, rem = mant & ((1u << shift) - 1u), half = 1u << (shift - 1u);
+		if (rem > half || (rem == half && (m & 1u))) m++;
+		return (unsigned short)(sign | m);
+	}
+	unsigned short h = (unsigned short)(sign | (unsigned int)e << 10 | (mant >> 13));
+	unsigned int rem = mant & 0x1fffu;
+	if (rem > 0x1000u || (rem == 0x1000u && (h & 1u))) h++;
+	return h;
+}
+static void bk_emu_gemm16_nt(unsigned short* C, const unsigned short* A, const unsigned short* B, int type, int M, int N, int K,
+                             int lda, int ldb, int ldc, long long sa, long long sb, long long sc, int batch) {
+	float* bf = (float*)malloc(sizeof(float) * (size_t)(K > 0 ? K : 1) * (size_t)N);
+	float* af = (float*)malloc(sizeof(float) * (size_t)(K > 0 ? K : 1));
+	if (!bf || !af) { free(bf); free(af); return; }
+	for (int b = 0; b < batch; b++) {
+		const unsigned short* a0 = A + b * sa;
+		const unsigned short* b0 = B + b * sb;
+		unsigned short* c0 = C + b * sc;
+		for (int n = 0; n < N; n++)
+			for (int k = 0; k < K; k++) bf[(size_t)n * K + k] = bk_emu_h2f(b0[(long long)n * ldb + k], type);
+		for (int m = 0; m < M; m++) {
+			for (int k = 0; k < K; k++) af[k] = bk_emu_h2f(a0[(long long)m * lda + k], type);
+			for (int n = 0; n < N; n++) {
+				const float* br = bf + (size_t)n * K;
+				double s = 0;
+				for (int k = 0; k < K; k++) s += (double)af[k] * br[k];
+				c0[(long long)m * ldc + n] = bk_emu_f2h((float)s, type);
+			}
+		}
+	}
+	free(bf);
+	free(af);
+}
+
 #define BKP(x) ((void*)(uintptr_t)(x))
 static void bk_emu_free(unsigned long long p) { free(BKP(p)); }
 static void bk_emu_htod(unsigned long long d, const void* s, size_t n) { memcpy(BKP(d), s, n); }
@@ -60,6 +126,11 @@ static void bk_emu_memset(unsigned long long d, int v, size_t n) { memset(BKP(d)
 static void bk_emu_gemm(unsigned long long C, unsigned long long A, unsigned long long B, int M, int N, int K,
                         int lda, int ldb, int ldc, long long sa, long long sb, long long sc, int batch) {
 	bk_emu_sgemm_nt((float*)BKP(C), (const float*)BKP(A), (const float*)BKP(B), M, N, K, lda, ldb, ldc, sa, sb, sc, batch);
+}
+
+static void bk_emu_gemm16(int type, unsigned long long C, unsigned long long A, unsigned long long B, int M, int N, int K,
+                          int lda, int ldb, int ldc, long long sa, long long sb, long long sc, int batch) {
+	bk_emu_gemm16_nt((unsigned short*)BKP(C), (const unsigned short*)BKP(A), (const unsigned short*)BKP(B), type, M, N, K, lda, ldb, ldc, sa, sb, sc, batch);
 }
 
 static double bk_emu_now_ms(void) {
@@ -120,6 +191,7 @@ func (e *emuDriver) open(ordinal int, noBLAS bool) (Info, error) {
 	info := Info{Driver: "cudaemu", Name: "CPU emulation (kernels/emu)", CC: [2]int{9, 0}, SMs: 132, DriverVersion: 13000, TotalMemory: emuTotal}
 	if !noBLAS {
 		info.BLAS = "host reference GEMM"
+		info.BLAS16 = true
 	}
 	return info, nil
 }
@@ -252,9 +324,18 @@ func (e *emuDriver) gemm(g *Gemm) int {
 	if e.noBLAS {
 		return cudaErrorNotFound
 	}
-	C.bk_emu_gemm(C.ulonglong(g.C), C.ulonglong(g.A), C.ulonglong(g.B),
-		C.int(g.M), C.int(g.N), C.int(g.K), C.int(g.Lda), C.int(g.Ldb), C.int(g.Ldc),
-		C.longlong(g.StrideA), C.longlong(g.StrideB), C.longlong(g.StrideC), C.int(g.Batch))
+	switch g.Type {
+	case Float32:
+		C.bk_emu_gemm(C.ulonglong(g.C), C.ulonglong(g.A), C.ulonglong(g.B),
+			C.int(g.M), C.int(g.N), C.int(g.K), C.int(g.Lda), C.int(g.Ldb), C.int(g.Ldc),
+			C.longlong(g.StrideA), C.longlong(g.StrideB), C.longlong(g.StrideC), C.int(g.Batch))
+	case Float16, BFloat16:
+		C.bk_emu_gemm16(C.int(g.Type), C.ulonglong(g.C), C.ulonglong(g.A), C.ulonglong(g.B),
+			C.int(g.M), C.int(g.N), C.int(g.K), C.int(g.Lda), C.int(g.Ldb), C.int(g.Ldc),
+			C.longlong(g.StrideA), C.longlong(g.StrideB), C.longlong(g.StrideC), C.int(g.Batch))
+	default:
+		return cudaErrorInvalidValue
+	}
 	return 0
 }
 

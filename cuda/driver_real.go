@@ -54,6 +54,7 @@ static struct {
 	bk_pfn_cublasSetStream_v2 setStream;
 	bk_pfn_cublasSetMathMode setMathMode;
 	bk_pfn_cublasSgemmStridedBatched sgemm;
+	bk_pfn_cublasGemmStridedBatchedEx gemmEx; // NULL: no 16-bit GEMM through cuBLAS
 } bk_blas;
 
 #define BK_SYM(lib, dst, name) \
@@ -119,6 +120,7 @@ static int bk_blas_load(void) {
 		bk_blas.setStream = (bk_pfn_cublasSetStream_v2)dlsym(lib, "cublasSetStream_v2");
 		bk_blas.setMathMode = (bk_pfn_cublasSetMathMode)dlsym(lib, "cublasSetMathMode");
 		bk_blas.sgemm = (bk_pfn_cublasSgemmStridedBatched)dlsym(lib, "cublasSgemmStridedBatched");
+		bk_blas.gemmEx = (bk_pfn_cublasGemmStridedBatchedEx)dlsym(lib, "cublasGemmStridedBatchedEx");
 		if (bk_blas.create && bk_blas.destroy && bk_blas.setStream && bk_blas.setMathMode && bk_blas.sgemm) {
 			bk_blas.lib = lib;
 			bk_blas.soname = names[i];
@@ -130,6 +132,7 @@ static int bk_blas_load(void) {
 }
 
 static const char* bk_blas_soname(void) { return bk_blas.soname; }
+static int bk_blas_has_gemm16(void) { return bk_blas.gemmEx != NULL; }
 
 static int bk_cuInit(void) { return bk_cu.cuInit(0); }
 static int bk_driver_version(int* v) { return bk_cu.cuDriverGetVersion(v); }
@@ -188,6 +191,17 @@ static int bk_blas_sgemm_nt(uintptr_t h, unsigned long long C, unsigned long lon
 	const float alpha = 1.0f, beta = 0.0f;
 	return bk_blas.sgemm((cublasHandle_t)h, BK_CUBLAS_OP_T, BK_CUBLAS_OP_N, N, M, K, &alpha,
 	                     (const float*)B, ldb, sb, (const float*)A, lda, sa, &beta, (float*)C, ldc, sc, batch);
+}
+
+// The same for 16-bit operands (type: BK_CUDA_R_16F or BK_CUDA_R_16BF) with
+// float32 accumulation (CUBLAS_COMPUTE_32F; tensor cores) and 16-bit C.
+static int bk_blas_gemm16_nt(uintptr_t h, int type, unsigned long long C, unsigned long long A, unsigned long long B,
+                             int M, int N, int K, int lda, int ldb, int ldc, long long sa, long long sb, long long sc, int batch) {
+	if (!bk_blas.gemmEx) return -1;
+	const float alpha = 1.0f, beta = 0.0f;
+	return bk_blas.gemmEx((cublasHandle_t)h, BK_CUBLAS_OP_T, BK_CUBLAS_OP_N, N, M, K, &alpha,
+	                      (const void*)B, type, ldb, sb, (const void*)A, type, lda, sa, &beta, (void*)C, type, ldc, sc, batch,
+	                      BK_CUBLAS_COMPUTE_32F, BK_CUBLAS_GEMM_DEFAULT);
 }
 */
 import "C"
@@ -277,6 +291,7 @@ func (r *realDriver) open(ordinal int, noBLAS bool) (Info, error) {
 	if !noBLAS && C.bk_blas_load() == 0 {
 		if C.bk_blas_create(r.stream, &r.blas) == 0 {
 			info.BLAS = C.GoString(C.bk_blas_soname())
+			info.BLAS16 = C.bk_blas_has_gemm16() != 0
 		}
 	}
 	return info, nil
@@ -380,9 +395,26 @@ func (r *realDriver) gemm(g *Gemm) int {
 	if r.blas == 0 {
 		return cudaErrorNotFound
 	}
-	rc := int(C.bk_blas_sgemm_nt(r.blas, C.ulonglong(g.C), C.ulonglong(g.A), C.ulonglong(g.B),
-		C.int(g.M), C.int(g.N), C.int(g.K), C.int(g.Lda), C.int(g.Ldb), C.int(g.Ldc),
-		C.longlong(g.StrideA), C.longlong(g.StrideB), C.longlong(g.StrideC), C.int(g.Batch)))
+	var rc int
+	switch g.Type {
+	case Float32:
+		rc = int(C.bk_blas_sgemm_nt(r.blas, C.ulonglong(g.C), C.ulonglong(g.A), C.ulonglong(g.B),
+			C.int(g.M), C.int(g.N), C.int(g.K), C.int(g.Lda), C.int(g.Ldb), C.int(g.Ldc),
+			C.longlong(g.StrideA), C.longlong(g.StrideB), C.longlong(g.StrideC), C.int(g.Batch)))
+	case Float16, BFloat16:
+		t := C.int(C.BK_CUDA_R_16F)
+		if g.Type == BFloat16 {
+			t = C.BK_CUDA_R_16BF
+		}
+		rc = int(C.bk_blas_gemm16_nt(r.blas, t, C.ulonglong(g.C), C.ulonglong(g.A), C.ulonglong(g.B),
+			C.int(g.M), C.int(g.N), C.int(g.K), C.int(g.Lda), C.int(g.Ldb), C.int(g.Ldc),
+			C.longlong(g.StrideA), C.longlong(g.StrideB), C.longlong(g.StrideC), C.int(g.Batch)))
+		if rc == -1 {
+			return cudaErrorNotFound
+		}
+	default:
+		return cudaErrorInvalidValue
+	}
 	if rc != 0 {
 		return blasBase + rc
 	}

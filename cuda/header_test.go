@@ -51,11 +51,11 @@ func TestHeaderMatchesCUDA(t *testing.T) {
 		}
 	}
 	var src strings.Builder
-	src.WriteString("#include <cuda.h>\n#include <type_traits>\n")
+	src.WriteString("#include <cuda.h>\n#include <library_types.h>\n#include <type_traits>\n")
 	if haveBLAS {
 		src.WriteString("#include <cublas_api.h>\n")
 	} else {
-		src.WriteString("typedef int cublasStatus_t; typedef void* cublasHandle_t; typedef int cublasOperation_t; typedef int cublasMath_t;\n")
+		src.WriteString("typedef int cublasStatus_t; typedef void* cublasHandle_t; typedef int cublasOperation_t; typedef int cublasMath_t; typedef int cublasComputeType_t; typedef int cublasGemmAlgo_t;\n")
 	}
 	src.WriteString("#define BK_USE_REAL_CUDA_TYPES\n#include \"cudadecl.h\"\n")
 	src.WriteString("#define SAME(fn, sym) static_assert(std::is_same_v<bk_pfn_##fn, decltype(&sym)>, #fn \" differs from cuda.h\");\n")
@@ -76,12 +76,13 @@ func TestHeaderMatchesCUDA(t *testing.T) {
 		fmt.Fprintf(&src, "SAME(%s, %s)\n", f.typ, f.sym)
 	}
 	if haveBLAS {
-		for _, f := range []string{"cublasCreate_v2", "cublasDestroy_v2", "cublasSetStream_v2", "cublasSetMathMode", "cublasSgemmStridedBatched"} {
+		for _, f := range []string{"cublasCreate_v2", "cublasDestroy_v2", "cublasSetStream_v2", "cublasSetMathMode", "cublasSgemmStridedBatched", "cublasGemmStridedBatchedEx"} {
 			fmt.Fprintf(&src, "SAME(%s, %s)\n", f, f)
 		}
 		src.WriteString(`static_assert(BK_CUBLAS_OP_N == CUBLAS_OP_N && BK_CUBLAS_OP_T == CUBLAS_OP_T, "cublasOperation_t");
 static_assert(BK_CUBLAS_DEFAULT_MATH == CUBLAS_DEFAULT_MATH && BK_CUBLAS_TF32_TENSOR_OP_MATH == CUBLAS_TF32_TENSOR_OP_MATH, "cublasMath_t");
 static_assert(BK_CUBLAS_STATUS_SUCCESS == CUBLAS_STATUS_SUCCESS, "cublasStatus_t");
+static_assert(BK_CUBLAS_COMPUTE_32F == CUBLAS_COMPUTE_32F && BK_CUBLAS_GEMM_DEFAULT == CUBLAS_GEMM_DEFAULT, "cublasComputeType_t, cublasGemmAlgo_t");
 `)
 	}
 	// The stand-in types of cudadecl.h have the real types' size.
@@ -89,6 +90,8 @@ static_assert(BK_CUBLAS_STATUS_SUCCESS == CUBLAS_STATUS_SUCCESS, "cublasStatus_t
 static_assert(std::is_same_v<CUdeviceptr, unsigned long long>, "CUdeviceptr");
 static_assert(sizeof(CUcontext) == sizeof(void*) && sizeof(CUmodule) == sizeof(void*) && sizeof(CUfunction) == sizeof(void*) && sizeof(CUstream) == sizeof(void*) && sizeof(CUevent) == sizeof(void*), "handles");
 static_assert(BK_CUDA_SUCCESS == CUDA_SUCCESS, "CUDA_SUCCESS");
+static_assert(BK_CUDA_R_32F == CUDA_R_32F && BK_CUDA_R_16F == CUDA_R_16F && BK_CUDA_R_16BF == CUDA_R_16BF, "cudaDataType");
+static_assert(sizeof(cudaDataType) == sizeof(int), "cudaDataType is int-sized");
 static_assert(BK_CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT == CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT, "SM count attribute");
 static_assert(BK_CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MAJOR == CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MAJOR, "cc major");
 static_assert(BK_CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MINOR == CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MINOR, "cc minor");

@@ -1,6 +1,8 @@
 package model
 
 import (
+	"github.com/blipcuda/blipcuda/ops"
+
 	"bufio"
 	"context"
 	"encoding/binary"
@@ -209,54 +211,9 @@ func encodeFloats(buf []byte, src []float32, dt string) []byte {
 }
 
 // Float32ToFloat16 returns the IEEE 754 half-precision bits nearest to v,
-// ties to even, as PyTorch's float-to-half conversion: values beyond the
-// largest half (65504, after rounding) become ±Inf, values below half the
-// smallest subnormal (2⁻²⁵) become ±0, and NaN stays a (quiet) NaN.
-func Float32ToFloat16(v float32) uint16 {
-	b := math.Float32bits(v)
-	sign := uint16(b>>16) & 0x8000
-	exp := int32(b>>23) & 0xff
-	mant := b & 0x7fffff
-	if exp == 0xff {
-		if mant == 0 {
-			return sign | 0x7c00 // ±Inf
-		}
-		return sign | 0x7e00 | uint16(mant>>13) // quiet NaN, payload kept
-	}
-	e := exp - 127 + 15
-	if e >= 0x1f {
-		return sign | 0x7c00
-	}
-	if e <= 0 {
-		// A half subnormal (or zero): the value is m·2⁻²⁴.
-		if e < -10 {
-			return sign
-		}
-		mant |= 0x800000
-		shift := uint32(14 - e)
-		m := mant >> shift
-		rem := mant & (1<<shift - 1)
-		half := uint32(1) << (shift - 1)
-		if rem > half || (rem == half && m&1 == 1) {
-			m++ // may carry into the smallest normal, which is right
-		}
-		return sign | uint16(m)
-	}
-	h := sign | uint16(e)<<10 | uint16(mant>>13)
-	rem := mant & 0x1fff
-	if rem > 0x1000 || (rem == 0x1000 && h&1 == 1) {
-		h++ // may carry into the exponent, up to Inf, which is right
-	}
-	return h
-}
+// ties to even, as PyTorch's float-to-half conversion (ops.Float32ToFloat16).
+func Float32ToFloat16(v float32) uint16 { return ops.Float32ToFloat16(v) }
 
 // Float32ToBFloat16 returns the bfloat16 bits nearest to v, ties to even,
-// as PyTorch's float-to-bfloat16 conversion; NaN stays a (quiet) NaN.
-func Float32ToBFloat16(v float32) uint16 {
-	b := math.Float32bits(v)
-	if b&0x7fffffff > 0x7f800000 {
-		return uint16(b>>16) | 0x40
-	}
-	b += 0x7fff + (b>>16)&1
-	return uint16(b >> 16)
-}
+// as PyTorch's float-to-bfloat16 conversion (ops.Float32ToBFloat16).
+func Float32ToBFloat16(v float32) uint16 { return ops.Float32ToBFloat16(v) }

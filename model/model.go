@@ -19,7 +19,7 @@ type norm struct {
 
 type visionLayer struct {
 	ln1, ln2   norm
-	q, k, v    linear // the fused qkv projection, split by rows
+	qkv        linear // the fused projection: rows [0,D) q, [D,2D) k, [2D,3D) v
 	proj       linear
 	fc1, fc2   linear
 	heads      int
@@ -28,12 +28,12 @@ type visionLayer struct {
 }
 
 type textLayer struct {
-	q, k, v, out         linear
-	attnNorm             norm
-	cq, ck, cv, crossOut linear
-	crossNorm            norm
-	inter, output        linear
-	outNorm              norm
+	qkv, out      linear // qkv: query, key and value fused at load, [3D, D]
+	attnNorm      norm
+	cq, crossOut  linear // the cross-attention keys and values are in Model.crossKV
+	crossNorm     norm
+	inter, output linear
+	outNorm       norm
 }
 
 // Model is a BLIP ITM network whose weights live on a backend. It is not
@@ -51,6 +51,11 @@ type Model struct {
 	wordEmb, posEmb ops.Tensor
 	embNorm         norm
 	text            []textLayer
+	// crossKV is every text layer's cross-attention key and value
+	// projections side by side, [2·layers·D, vision width]: rows
+	// [2iD, (2i+1)D) are layer i's key, the next D its value. One matrix
+	// multiply gives an image's keys and values for all layers.
+	crossKV linear
 
 	// Heads.
 	visionProj, textProj, itmHead linear
@@ -113,22 +118,9 @@ func New(be ops.Backend, cfg Config, w *Weights) (*Model, error) {
 	m.pos = tensor("vision_model.embeddings.position_embedding", cfg.NumImageTokens(), dv)
 	for i := 0; i < v.NumHiddenLayers; i++ {
 		p := fmt.Sprintf("vision_model.encoder.layers.%d.", i)
-		qkvW, qkvB := get(p+"self_attn.qkv.weight"), get(p+"self_attn.qkv.bias")
-		if firstErr != nil {
-			break
-		}
-		// Rows [0,D) of the fused projection are q, [D,2D) k, [2D,3D) v.
-		split := func(j int) linear {
-			return linear{
-				w: up(qkvW.Data[j*dv*dv:(j+1)*dv*dv], dv, dv),
-				b: up(qkvB.Data[j*dv:(j+1)*dv], dv),
-			}
-		}
 		m.vision = append(m.vision, visionLayer{
 			ln1:        nrm(p+"layer_norm1", v.LayerNormEps),
-			q:          split(0),
-			k:          split(1),
-			v:          split(2),
+			qkv:        lin(p + "self_attn.qkv"),
 			proj:       lin(p + "self_attn.projection"),
 			ln2:        nrm(p+"layer_norm2", v.LayerNormEps),
 			fc1:        lin(p + "mlp.fc1"),
@@ -143,24 +135,40 @@ func New(be ops.Backend, cfg Config, w *Weights) (*Model, error) {
 	m.wordEmb = tensor("text_encoder.embeddings.word_embeddings.weight")
 	m.posEmb = tensor("text_encoder.embeddings.position_embeddings.weight")
 	m.embNorm = nrm("text_encoder.embeddings.LayerNorm", t.LayerNormEps)
+	// stack uploads the named linears' weights and biases stacked by rows
+	// (host copies: the checkpoint keeps them apart).
+	stack := func(names ...string) linear {
+		var w, b []float32
+		in := -1
+		for _, n := range names {
+			hw, hb := get(n+".weight"), get(n+".bias")
+			if firstErr != nil {
+				return linear{}
+			}
+			if in < 0 {
+				in = hw.Shape[1]
+			}
+			w, b = append(w, hw.Data...), append(b, hb.Data...)
+		}
+		return linear{w: up(w, len(b), in), b: up(b, len(b))}
+	}
+	var crossKV []string
 	for i := 0; i < t.NumHiddenLayers; i++ {
 		p := fmt.Sprintf("text_encoder.encoder.layer.%d.", i)
 		m.text = append(m.text, textLayer{
-			q:         lin(p + "attention.self.query"),
-			k:         lin(p + "attention.self.key"),
-			v:         lin(p + "attention.self.value"),
+			qkv:       stack(p+"attention.self.query", p+"attention.self.key", p+"attention.self.value"),
 			out:       lin(p + "attention.output.dense"),
 			attnNorm:  nrm(p+"attention.output.LayerNorm", t.LayerNormEps),
 			cq:        lin(p + "crossattention.self.query"),
-			ck:        lin(p + "crossattention.self.key"),
-			cv:        lin(p + "crossattention.self.value"),
 			crossOut:  lin(p + "crossattention.output.dense"),
 			crossNorm: nrm(p+"crossattention.output.LayerNorm", t.LayerNormEps),
 			inter:     lin(p + "intermediate.dense"),
 			output:    lin(p + "output.dense"),
 			outNorm:   nrm(p+"output.LayerNorm", t.LayerNormEps),
 		})
+		crossKV = append(crossKV, p+"crossattention.self.key", p+"crossattention.self.value")
 	}
+	m.crossKV = stack(crossKV...)
 	m.visionProj = lin("vision_proj")
 	m.textProj = lin("text_proj")
 	m.itmHead = lin("itm_head")

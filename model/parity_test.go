@@ -284,3 +284,57 @@ func TestRandomAndZeroWeights(t *testing.T) {
 		t.Error("RandomWeights is not deterministic")
 	}
 }
+
+// TestCLSOnlyLastLayer: carrying only the [CLS] rows through the last text
+// layer (the default) gives the same ITM logits and text embeddings as the
+// whole-sequence layer (which tracing forces), bit for bit on the CPU: the
+// [CLS] row's arithmetic is the same, and the CPU GEMM and attention compute
+// each row independently of how many rows there are.
+func TestCLSOnlyLastLayer(t *testing.T) {
+	f := loadFixtures(t)
+	ctx := context.Background()
+	for _, name := range []string{"tiny-base", "tiny-large"} {
+		t.Run(name, func(t *testing.T) {
+			fx := f.Models[name]
+			m, w := openTiny(t, name)
+			defer w.Close()
+			defer m.Close()
+			feats, err := m.EncodeImages(ctx, fixturePixels(t, fx), len(fx.Images))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer feats.Free()
+			run := func() (logits, emb []float32) {
+				tb := batchOf(fx.BLIP.ITMInputIDs)
+				if tb.Len < 2 {
+					t.Fatalf("fixture texts of %d tokens do not exercise the [CLS]-only layer", tb.Len)
+				}
+				if logits, err = m.ITMLogits(ctx, feats, 0, tb); err != nil {
+					t.Fatal(err)
+				}
+				if emb, err = m.TextEmbeddings(ctx, batchOf(fx.BLIP.InputIDs)); err != nil {
+					t.Fatal(err)
+				}
+				return logits, emb
+			}
+			fastL, fastE := run()
+			layers := 0
+			m.SetTrace(func(string, []int, []float32) { layers++ })
+			fullL, fullE := run()
+			m.SetTrace(nil)
+			if layers == 0 {
+				t.Fatal("tracing did not run the whole-sequence path")
+			}
+			for i := range fastL {
+				if math.Float32bits(fastL[i]) != math.Float32bits(fullL[i]) {
+					t.Fatalf("ITM logit %d: [CLS]-only %v, whole sequence %v", i, fastL[i], fullL[i])
+				}
+			}
+			for i := range fastE {
+				if math.Float32bits(fastE[i]) != math.Float32bits(fullE[i]) {
+					t.Fatalf("text embedding value %d: [CLS]-only %v, whole sequence %v", i, fastE[i], fullE[i])
+				}
+			}
+		})
+	}
+}

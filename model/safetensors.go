@@ -1,6 +1,8 @@
 package model
 
 import (
+	"github.com/blipcuda/blipcuda/ops"
+
 	"encoding/binary"
 	"fmt"
 	"math"
@@ -110,9 +112,9 @@ func bytesToF32(b []byte, dtype string) ([]float32, error) {
 		for i := range out {
 			h := binary.LittleEndian.Uint16(b[2*i:])
 			if dtype == "F16" {
-				out[i] = f16ToF32(h)
+				out[i] = ops.Float16ToFloat32(h)
 			} else {
-				out[i] = bf16ToF32(h)
+				out[i] = ops.BFloat16ToFloat32(h)
 			}
 		}
 		return out, nil

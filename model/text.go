@@ -73,23 +73,32 @@ func (tb TextBatch) additiveMask() []float32 {
 }
 
 // crossKV holds one image's cross-attention keys and values for every text
-// layer: [1, tokens, text width] each. They depend only on the image, so
-// they are computed once and shared by all texts matched against it.
-type crossKV struct{ k, v []ops.Tensor }
+// layer, side by side: t is [1, tokens, 2·layers·width], layer i's keys in
+// columns [2i·width, (2i+1)·width) and its values in the next width. They
+// depend only on the image, so they are computed once (one matrix multiply)
+// and shared by all texts matched against it.
+type crossKV struct {
+	t     ops.Tensor
+	width int
+}
 
 // encodeText runs the text encoder on tb, with cross-attention to kv when it
-// is not nil (the ITM branch), and leaves the last hidden state, [Batch,
-// Len, width], in the returned tensor (owned by s).
-func (m *Model) encodeText(ctx context.Context, s *scratch, tb TextBatch, kv *crossKV) ops.Tensor {
+// is not nil (the ITM branch), and returns the last hidden state (owned by
+// s): [Batch, Len, width], or, when clsOnly is set, only its [CLS] rows,
+// [Batch, 1, width]. Every caller reads only [CLS]; its last layer needs
+// every token's key and value but only its own query, attention output and
+// feed-forward, so clsOnly carries just that row through the last layer (the
+// same arithmetic for that row: exact). Tracing turns it off so every layer
+// is traced whole.
+func (m *Model) encodeText(ctx context.Context, s *scratch, tb TextBatch, kv *crossKV, clsOnly bool) ops.Tensor {
 	t := m.cfg.Text
 	b, n, d := tb.Batch, tb.Len, t.HiddenSize
-	heads := ops.AttentionParams{Heads: t.NumAttentionHeads, Scale: float32(1 / math.Sqrt(float64(d/t.NumAttentionHeads)))}
+	heads := m.heads()
 
 	mask := s.upload(tb.additiveMask(), b, n)
 	x := s.new(b, n, d)
-	q, k, v := s.new(b, n, d), s.new(b, n, d), s.new(b, n, d)
-	a := s.new(b, n, d)
-	mlp := s.new(b, n, t.IntermediateSize)
+	qkv := s.new(b, n, 3*d)
+	buf := textBuffers{q: s.new(b, n, d), a: s.new(b, n, d), mlp: s.new(b, n, t.IntermediateSize)}
 
 	s.do("text word embeddings", func() error { return m.be.Gather(ctx, x, m.wordEmb, tb.IDs) })
 	s.do("text position embeddings", func() error { return m.be.AddPositions(ctx, x, x, m.posEmb) })
@@ -101,35 +110,66 @@ func (m *Model) encodeText(ctx context.Context, s *scratch, tb TextBatch, kv *cr
 		prefix = "multimodal"
 	}
 	m.trace(ctx, s, prefix+".embeddings", x)
-	for i, l := range m.text {
+	for i := range m.text {
 		name := fmt.Sprintf("text layer %d", i)
-		// Post-LN BERT block.
-		s.do(name+" query", func() error { return m.be.Linear(ctx, q, x, l.q.w, l.q.b, ops.ActNone) })
-		s.do(name+" key", func() error { return m.be.Linear(ctx, k, x, l.k.w, l.k.b, ops.ActNone) })
-		s.do(name+" value", func() error { return m.be.Linear(ctx, v, x, l.v.w, l.v.b, ops.ActNone) })
-		s.do(name+" self-attention", func() error { return m.be.Attention(ctx, a, q, k, v, mask, heads) })
-		s.do(name+" attention output", func() error { return m.be.Linear(ctx, q, a, l.out.w, l.out.b, ops.ActNone) })
-		s.do(name+" attention LayerNorm", func() error {
-			return m.be.AddLayerNorm(ctx, nil, x, q, x, l.attnNorm.w, l.attnNorm.b, l.attnNorm.eps)
+		l := m.text[i]
+		s.do(name+" qkv", func() error { return m.be.Linear(ctx, qkv, x, l.qkv.w, l.qkv.b, ops.ActNone) })
+		s.do(name+" self-attention", func() error {
+			return m.be.Attention(ctx, buf.a, qkv, qkv, qkv, mask, ops.AttentionParams{Heads: heads.Heads, Scale: heads.Scale, KCol: d, VCol: 2 * d})
 		})
-		if kv != nil {
-			// The cross-attention mask is all zeros (every image token is
-			// visible), so no mask is passed.
-			s.do(name+" cross query", func() error { return m.be.Linear(ctx, q, x, l.cq.w, l.cq.b, ops.ActNone) })
-			s.do(name+" cross-attention", func() error { return m.be.Attention(ctx, a, q, kv.k[i], kv.v[i], nil, heads) })
-			s.do(name+" cross output", func() error { return m.be.Linear(ctx, q, a, l.crossOut.w, l.crossOut.b, ops.ActNone) })
-			s.do(name+" cross LayerNorm", func() error {
-				return m.be.AddLayerNorm(ctx, nil, x, q, x, l.crossNorm.w, l.crossNorm.b, l.crossNorm.eps)
-			})
+		if clsOnly && m.tracer == nil && i == len(m.text)-1 && n > 1 {
+			xc, ac := s.new(b, 1, d), s.new(b, 1, d)
+			s.do(name+" [CLS] rows", func() error { return m.be.TakeRow(ctx, xc, x, 0) })
+			s.do(name+" [CLS] attention rows", func() error { return m.be.TakeRow(ctx, ac, buf.a, 0) })
+			one := textBuffers{q: s.new(b, 1, d), a: ac, mlp: s.new(b, 1, t.IntermediateSize)}
+			m.textLayerRest(ctx, s, name, i, xc, kv, one)
+			x = xc
+		} else {
+			m.textLayerRest(ctx, s, name, i, x, kv, buf)
 		}
-		s.do(name+" intermediate+gelu", func() error { return m.be.Linear(ctx, mlp, x, l.inter.w, l.inter.b, ops.ActGELU) })
-		s.do(name+" output", func() error { return m.be.Linear(ctx, q, mlp, l.output.w, l.output.b, ops.ActNone) })
-		s.do(name+" output LayerNorm", func() error {
-			return m.be.AddLayerNorm(ctx, nil, x, q, x, l.outNorm.w, l.outNorm.b, l.outNorm.eps)
-		})
 		m.trace(ctx, s, fmt.Sprintf("%s.layer.%d", prefix, i), x)
 	}
 	return x
+}
+
+// textBuffers are a text layer's scratch tensors, of the query rows' shape.
+type textBuffers struct{ q, a, mlp ops.Tensor }
+
+// heads returns the text encoder's attention parameters.
+func (m *Model) heads() ops.AttentionParams {
+	t := m.cfg.Text
+	return ops.AttentionParams{Heads: t.NumAttentionHeads, Scale: float32(1 / math.Sqrt(float64(t.HiddenSize/t.NumAttentionHeads)))}
+}
+
+// textLayerRest runs text layer i (post-LN BERT) after its self-attention,
+// whose output is in buf.a: the attention output and LayerNorm, the
+// cross-attention to kv when it is not nil, and the feed-forward block, on
+// the query rows x ([Batch, Len, width], or the [CLS] rows [Batch, 1,
+// width]), updated in place.
+func (m *Model) textLayerRest(ctx context.Context, s *scratch, name string, i int, x ops.Tensor, kv *crossKV, buf textBuffers) {
+	l := m.text[i]
+	q, a, mlp := buf.q, buf.a, buf.mlp
+	s.do(name+" attention output", func() error { return m.be.Linear(ctx, q, a, l.out.w, l.out.b, ops.ActNone) })
+	s.do(name+" attention LayerNorm", func() error {
+		return m.be.AddLayerNorm(ctx, nil, x, q, x, l.attnNorm.w, l.attnNorm.b, l.attnNorm.eps)
+	})
+	if kv != nil {
+		// The cross-attention mask is all zeros (every image token is
+		// visible), so no mask is passed.
+		p := m.heads()
+		p.KCol, p.VCol = 2*i*kv.width, (2*i+1)*kv.width
+		s.do(name+" cross query", func() error { return m.be.Linear(ctx, q, x, l.cq.w, l.cq.b, ops.ActNone) })
+		s.do(name+" cross-attention", func() error { return m.be.Attention(ctx, a, q, kv.t, kv.t, nil, p) })
+		s.do(name+" cross output", func() error { return m.be.Linear(ctx, q, a, l.crossOut.w, l.crossOut.b, ops.ActNone) })
+		s.do(name+" cross LayerNorm", func() error {
+			return m.be.AddLayerNorm(ctx, nil, x, q, x, l.crossNorm.w, l.crossNorm.b, l.crossNorm.eps)
+		})
+	}
+	s.do(name+" intermediate+gelu", func() error { return m.be.Linear(ctx, mlp, x, l.inter.w, l.inter.b, ops.ActGELU) })
+	s.do(name+" output", func() error { return m.be.Linear(ctx, q, mlp, l.output.w, l.output.b, ops.ActNone) })
+	s.do(name+" output LayerNorm", func() error {
+		return m.be.AddLayerNorm(ctx, nil, x, q, x, l.outNorm.w, l.outNorm.b, l.outNorm.eps)
+	})
 }
 
 // TextEmbeddings returns the ITC embeddings of a batch of texts: [Batch,
@@ -142,7 +182,7 @@ func (m *Model) TextEmbeddings(ctx context.Context, tb TextBatch) ([]float32, er
 	}
 	s := &scratch{be: m.be}
 	defer s.free()
-	x := m.encodeText(ctx, s, tb, nil)
+	x := m.encodeText(ctx, s, tb, nil, true)
 	d := m.cfg.ImageTextHiddenSize
 	cls := s.new(tb.Batch, m.cfg.Text.HiddenSize)
 	emb := s.new(tb.Batch, d)
@@ -181,14 +221,11 @@ func (m *Model) ITMLogits(ctx context.Context, f *ImageFeatures, image int, tb T
 		img = s.new(1, f.tokens, f.width)
 		s.do("selecting the image", func() error { return m.be.CopyRows(ctx, img, f.t, image*f.tokens) })
 	}
-	kv := &crossKV{}
-	for i, l := range m.text {
-		k, v := s.new(1, f.tokens, t.HiddenSize), s.new(1, f.tokens, t.HiddenSize)
-		s.do(fmt.Sprintf("text layer %d cross key", i), func() error { return m.be.Linear(ctx, k, img, l.ck.w, l.ck.b, ops.ActNone) })
-		s.do(fmt.Sprintf("text layer %d cross value", i), func() error { return m.be.Linear(ctx, v, img, l.cv.w, l.cv.b, ops.ActNone) })
-		kv.k, kv.v = append(kv.k, k), append(kv.v, v)
-	}
-	x := m.encodeText(ctx, s, tb, kv)
+	kv := &crossKV{t: s.new(1, f.tokens, 2*len(m.text)*t.HiddenSize), width: t.HiddenSize}
+	s.do("every text layer's cross keys and values", func() error {
+		return m.be.Linear(ctx, kv.t, img, m.crossKV.w, m.crossKV.b, ops.ActNone)
+	})
+	x := m.encodeText(ctx, s, tb, kv, true)
 	cls := s.new(tb.Batch, t.HiddenSize)
 	logits := s.new(tb.Batch, 2)
 	s.do("multimodal [CLS] row", func() error { return m.be.TakeRow(ctx, cls, x, 0) })

@@ -86,22 +86,23 @@ func (m *Model) EncodeImages(ctx context.Context, pixels []float32, n int) (*Ima
 	}
 	x := feats
 	h := s.new(n, tok, dv)
-	q, k, val := s.new(n, tok, dv), s.new(n, tok, dv), s.new(n, tok, dv)
+	qkv := s.new(n, tok, 3*dv)
 	a := s.new(n, tok, dv)
 	mlp := s.new(n, tok, v.IntermediateSize)
 
 	s.do("vision patch embedding", func() error { return m.be.PatchEmbed(ctx, x, pix, m.patchW, m.patchB, m.cls, v.PatchSize) })
 	s.do("vision position embedding", func() error { return m.be.AddPositions(ctx, x, x, m.pos) })
 	m.trace(ctx, s, "vision.embeddings", x)
+	// Pre-LN blocks: x += Attn(LN1(x)); x += MLP(LN2(x)). x is the residual
+	// stream; each residual add is fused with the LayerNorm that follows it
+	// (the next layer's layer_norm1, or post_layernorm after the last).
+	l0 := m.vision[0].ln1
+	s.do("vision layer 0 layer_norm1", func() error { return m.be.LayerNorm(ctx, h, x, l0.w, l0.b, l0.eps) })
 	for i, l := range m.vision {
 		name := fmt.Sprintf("vision layer %d", i)
-		// Pre-LN block: x += Attn(LN1(x)); x += MLP(LN2(x)).
-		s.do(name+" layer_norm1", func() error { return m.be.LayerNorm(ctx, h, x, l.ln1.w, l.ln1.b, l.ln1.eps) })
-		s.do(name+" q", func() error { return m.be.Linear(ctx, q, h, l.q.w, l.q.b, ops.ActNone) })
-		s.do(name+" k", func() error { return m.be.Linear(ctx, k, h, l.k.w, l.k.b, ops.ActNone) })
-		s.do(name+" v", func() error { return m.be.Linear(ctx, val, h, l.v.w, l.v.b, ops.ActNone) })
+		s.do(name+" qkv", func() error { return m.be.Linear(ctx, qkv, h, l.qkv.w, l.qkv.b, ops.ActNone) })
 		s.do(name+" attention", func() error {
-			return m.be.Attention(ctx, a, q, k, val, nil, ops.AttentionParams{Heads: l.heads, Scale: l.headScale})
+			return m.be.Attention(ctx, a, qkv, qkv, qkv, nil, ops.AttentionParams{Heads: l.heads, Scale: l.headScale, KCol: dv, VCol: 2 * dv})
 		})
 		s.do(name+" projection", func() error { return m.be.Linear(ctx, h, a, l.proj.w, l.proj.b, ops.ActNone) })
 		s.do(name+" residual+layer_norm2", func() error {
@@ -109,12 +110,21 @@ func (m *Model) EncodeImages(ctx context.Context, pixels []float32, n int) (*Ima
 		})
 		s.do(name+" fc1+gelu", func() error { return m.be.Linear(ctx, mlp, a, l.fc1.w, l.fc1.b, ops.ActGELU) })
 		s.do(name+" fc2", func() error { return m.be.Linear(ctx, h, mlp, l.fc2.w, l.fc2.b, ops.ActNone) })
-		s.do(name+" residual", func() error { return m.be.Add(ctx, x, x, h) })
-		m.trace(ctx, s, fmt.Sprintf("vision.layer.%d", i), x)
+		trace := fmt.Sprintf("vision.layer.%d", i)
+		if i+1 < len(m.vision) {
+			next := m.vision[i+1].ln1
+			s.do(name+" residual+next layer_norm1", func() error {
+				return m.be.AddLayerNorm(ctx, x, h, x, h, next.w, next.b, next.eps)
+			})
+			m.trace(ctx, s, trace, x)
+			continue
+		}
+		// The last residual sum goes to h (for the trace), its LayerNorm to x.
+		s.do(name+" residual+post_layernorm", func() error {
+			return m.be.AddLayerNorm(ctx, h, x, x, h, m.postNorm.w, m.postNorm.b, m.postNorm.eps)
+		})
+		m.trace(ctx, s, trace, h)
 	}
-	s.do("vision post_layernorm", func() error {
-		return m.be.LayerNorm(ctx, x, x, m.postNorm.w, m.postNorm.b, m.postNorm.eps)
-	})
 	m.trace(ctx, s, "vision.post_layernorm", x)
 	if s.err != nil {
 		m.be.Free(feats)

@@ -192,15 +192,6 @@ func TestSafetensorsHalfPrecision(t *testing.T) {
 	}
 }
 
-func TestF16Conversion(t *testing.T) {
-	cases := map[uint16]float32{0x0000: 0, 0x3c00: 1, 0xc000: -2, 0x7bff: 65504, 0x0001: 5.9604645e-08, 0x3555: 0.33325195}
-	for h, want := range cases {
-		if got := f16ToF32(h); got != want {
-			t.Errorf("f16ToF32(%#04x) = %g, want %g", h, got, want)
-		}
-	}
-}
-
 // zipWith builds a PyTorch-style archive holding the given data.pkl and
 // storage records.
 func zipWith(t *testing.T, path string, pkl []byte, records map[string][]byte) {

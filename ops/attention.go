@@ -11,8 +11,9 @@ import (
 //	P = softmax(S·scale + mask) (row by row, max subtracted)
 //	O_h = P·V_h                 (gemm, V given as [Lk, Dh]: the [K, N] layout)
 //
-// Q_h, K_h, V_h and O_h are column slices of the [B, L, H·Dh] tensors, read
-// and written in place with a leading dimension of H·Dh.
+// Q_h, K_h, V_h and O_h are column slices of the tensors (at QCol, KCol,
+// VCol), read and written in place with the tensors' widths as leading
+// dimensions.
 
 // attnScratch is one task's working memory: the score matrix and the packing
 // buffers of its two matrix multiplies.
@@ -42,8 +43,9 @@ func (c *CPU) Attention(ctx context.Context, out, q, k, v, mask Tensor, p Attent
 			return err
 		}
 	}
-	qs, ks := q.Shape(), k.Shape()
-	B, Lq, W := qs[0], qs[1], qs[2]
+	qs, ks, os := q.Shape(), k.Shape(), out.Shape()
+	B, Lq, W := os[0], os[1], os[2]
+	Wq, Wk, Wv := qs[2], ks[2], v.Shape()[2]
 	Bk, Lk := ks[0], ks[1]
 	H := p.Heads
 	Dh := W / H
@@ -82,11 +84,13 @@ func (c *CPU) Attention(ctx context.Context, out, q, k, v, mask Tensor, p Attent
 		sc.s = grow(sc.s, Lq*Lk)
 		s := sc.s
 
-		qOff := b*Lq*W + h*Dh
-		kvOff := bk*Lk*W + h*Dh
+		qOff := b*Lq*Wq + p.QCol + h*Dh
+		kOff := bk*Lk*Wk + p.KCol + h*Dh
+		vOff := bk*Lk*Wv + p.VCol + h*Dh
+		oOff := b*Lq*W + h*Dh
 		scores := &gemmArgs{m: Lq, n: Lk, k: Dh,
-			a: qd[qOff:], lda: W,
-			b: kd[kvOff:], ldb: W, bT: true,
+			a: qd[qOff:], lda: Wq,
+			b: kd[kOff:], ldb: Wk, bT: true,
 			c: s, ldc: Lk}
 		if gemm(ctx, inner, innerWorkers, c.kern, scores, &sc.g) != nil {
 			return // cancelled; the outer runner reports it
@@ -96,8 +100,8 @@ func (c *CPU) Attention(ctx context.Context, out, q, k, v, mask Tensor, p Attent
 		}
 		mix := &gemmArgs{m: Lq, n: Dh, k: Lk,
 			a: s, lda: Lk,
-			b: vd[kvOff:], ldb: W,
-			c: od[qOff:], ldc: W}
+			b: vd[vOff:], ldb: Wv,
+			c: od[oOff:], ldc: W}
 		_ = gemm(ctx, inner, innerWorkers, c.kern, mix, &sc.g)
 	})
 	if err == nil {

@@ -109,10 +109,17 @@ type Tensor interface {
 
 // AttentionParams describes a multi-head attention call.
 type AttentionParams struct {
-	// Heads is the number of heads; the model width must be Heads·HeadDim.
+	// Heads is the number of heads; the output width W is Heads·HeadDim.
 	Heads int
 	// Scale multiplies QKᵀ before the mask is added; normally HeadDim^-0.5.
 	Scale float32
+	// QCol, KCol and VCol are the first columns of the q, k and v operands
+	// inside their tensors: q's heads are columns [QCol, QCol+W) of each
+	// row of q, and likewise for k and v. They let q, k and v be windows of
+	// one fused projection (a [B, L, 3W] QKV output with columns 0, W, 2W)
+	// or of every layer's keys and values in one tensor. Zero for separate
+	// [B, L, W] tensors.
+	QCol, KCol, VCol int
 }
 
 // Backend runs the operations of the BLIP graph. Implementations must be safe
@@ -162,10 +169,12 @@ type Backend interface {
 
 	// Attention computes, for every batch b and head h,
 	//   out[b, :, h] = softmax(q[b, :, h]·k[b', :, h]ᵀ·scale + mask[b'', :])·v[b', :, h]
-	// where q: [B, Lq, H·Dh], k, v: [Bk, Lk, H·Dh] with Bk ∈ {1, B} (Bk = 1
-	// shares one key/value set, e.g. one image's features, across the batch),
-	// mask: nil or [Bm, Lk] additive key mask with Bm ∈ {1, B}, out: [B, Lq, H·Dh].
-	// Head h owns columns [h·Dh, (h+1)·Dh) of each row.
+	// where out: [B, Lq, W] with W = H·Dh, q: [B, Lq, Wq], k: [Bk, Lk, Wk],
+	// v: [Bk, Lk, Wv] with Bk ∈ {1, B} (Bk = 1 shares one key/value set, e.g.
+	// one image's features, across the batch), mask: nil or [Bm, Lk] additive
+	// key mask with Bm ∈ {1, B}. Head h of out owns columns [h·Dh, (h+1)·Dh);
+	// head h of q columns QCol + [h·Dh, (h+1)·Dh) (Wq ≥ QCol + W), and so on
+	// for k and v (which may be the same tensor, or q's).
 	Attention(ctx context.Context, out, q, k, v, mask Tensor, p AttentionParams) error
 
 	// PatchEmbed is the ViT stem: a P×P stride-P convolution with bias, as a
@@ -186,7 +195,7 @@ type Backend interface {
 	AddPositions(ctx context.Context, out, x, pos Tensor) error
 
 	// TakeRow copies one row of every sequence: out[b] = x[b, row].
-	//   x: [B, L, D], out: [B, D].
+	//   x: [B, L, D], out: [B, D] or [B, 1, D].
 	TakeRow(ctx context.Context, out, x Tensor, row int) error
 
 	// CopyRows copies consecutive rows: out = x[start : start+R'], with x

@@ -48,10 +48,26 @@ var suiteSeed = func() func() uint64 {
 const defaultNMSE = 1e-7
 
 // guardCells is the padding on each side of every tensor; guardBits the
-// pattern in it (a quiet NaN no kernel computes).
+// pattern in it (a quiet NaN no kernel computes, whose payload survives the
+// conversion to float16 and bfloat16: see guardOf).
 const (
 	guardCells = 64
-	guardBits  = 0x7fc0dead
+	guardBits  = 0x7fdead00
+)
+
+// guardOf is the guard pattern as a tensor of dtype d stores it.
+func guardOf(d DType) uint32 { return math.Float32bits(d.Round(math.Float32frombits(guardBits))) }
+
+// The 16-bit thresholds. The CPU reference runs in float32 on the inputs
+// rounded to the dtype, and its result is rounded to the dtype once; the
+// kernels round more often: a 16-bit GEMM result before the bias/GELU
+// epilogue (cuBLAS path), attention's probabilities before P·V (tensor-core
+// kernel). Each rounding is a relative error uniform in ±2⁻¹¹ (float16) or
+// ±2⁻⁸ (bfloat16), an NMSE of about 8e-8 or 5e-6; three of them, with
+// margin, give these.
+const (
+	f16NMSE  = 1e-6
+	bf16NMSE = 6e-5
 )
 
 // gen says how a tensor's contents are made.
@@ -120,6 +136,53 @@ func attnCase(B, Bk, Lq, Lk, H, Dh, Bm int) opCase {
 				m = t[4]
 			}
 			return be.Attention(ctx, t[0], t[1], t[2], t[3], m, AttentionParams{Heads: H, Scale: float32(1 / math.Sqrt(float64(Dh)))})
+		},
+	}
+}
+
+// fusedQKVCase: q, k and v are column windows of one [B, L, 3W] tensor (a
+// fused QKV projection).
+func fusedQKVCase(B, L, H, Dh, Bm int) opCase {
+	W := H * Dh
+	ts := []tspec{out(B, L, W), in(B, L, 3*W)}
+	if Bm > 0 {
+		ts = append(ts, mask(Bm, L))
+	}
+	return opCase{
+		name: fmt.Sprintf("Attention/fusedQKV,B=%d,L=%d,H=%d,Dh=%d,Bm=%d", B, L, H, Dh, Bm),
+		ts:   ts,
+		run: func(ctx context.Context, be Backend, t []Tensor, _ []int32) error {
+			var m Tensor
+			if Bm > 0 {
+				m = t[2]
+			}
+			return be.Attention(ctx, t[0], t[1], t[1], t[1], m, AttentionParams{Heads: H, Scale: float32(1 / math.Sqrt(float64(Dh))), KCol: W, VCol: 2 * W})
+		},
+	}
+}
+
+// windowCase: q, k and v are windows at arbitrary columns of tensors of
+// different widths; k and v the same tensor when kvSame (every layer's keys
+// and values side by side).
+func windowCase(B, Bk, Lq, Lk, H, Dh, Wq, qCol, Wkv, kCol, vCol, Bm int, kvSame bool) opCase {
+	W := H * Dh
+	ts := []tspec{out(B, Lq, W), in(B, Lq, Wq), in(Bk, Lk, Wkv), in(Bk, Lk, Wkv)}
+	if Bm > 0 {
+		ts = append(ts, mask(Bm, Lk))
+	}
+	return opCase{
+		name: fmt.Sprintf("Attention/windows,B=%d,Bk=%d,Lq=%d,Lk=%d,H=%d,Dh=%d,q=%d@%d,kv=%d@%d,%d,same=%v,Bm=%d", B, Bk, Lq, Lk, H, Dh, Wq, qCol, Wkv, kCol, vCol, kvSame, Bm),
+		ts:   ts,
+		run: func(ctx context.Context, be Backend, t []Tensor, _ []int32) error {
+			var m Tensor
+			if Bm > 0 {
+				m = t[4]
+			}
+			v := t[3]
+			if kvSame {
+				v = t[2]
+			}
+			return be.Attention(ctx, t[0], t[1], t[2], v, m, AttentionParams{Heads: H, Scale: float32(1 / math.Sqrt(float64(Dh))), QCol: qCol, KCol: kCol, VCol: vCol})
 		},
 	}
 }
@@ -255,6 +318,14 @@ func opCases() []opCase {
 		attnCase(2, 2, 35, 35, 12, 64, 2),   // text self-attention, padding mask
 		attnCase(3, 1, 35, 577, 12, 64, 0),  // cross-attention, one image's k/v for 3 captions
 		attnCase(2, 1, 35, 577, 12, 64, 1),  // cross-attention with a shared mask
+		// Attention on column windows: a fused QKV projection (ViT-B, and the
+		// text with its padding mask), and layer 1 of every text layer's cross
+		// keys and values side by side (one image, 3 captions packed).
+		fusedQKVCase(1, 577, 12, 64, 0),
+		fusedQKVCase(2, 35, 12, 64, 2),
+		windowCase(3, 1, 35, 577, 12, 64, 768, 0, 4*768, 2*768, 3*768, 0, true),
+		windowCase(2, 2, 9, 7, 2, 4, 20, 3, 17, 5, 1, 2, false),
+		windowCase(2, 1, 5, 70, 1, 64, 70, 6, 131, 67, 1, 1, true),
 		// Attention: tiny head dims (every variant), odd lengths, 1×1.
 		attnCase(2, 2, 17, 9, 3, 2, 2),
 		attnCase(1, 1, 5, 70, 2, 4, 1),
@@ -294,6 +365,10 @@ func opCases() []opCase {
 			}},
 
 		{name: "TakeRow/B=3,L=35,D=768,row=0", ts: []tspec{out(3, 768), in(3, 35, 768)},
+			run: func(ctx context.Context, be Backend, t []Tensor, _ []int32) error {
+				return be.TakeRow(ctx, t[0], t[1], 0)
+			}},
+		{name: "TakeRow/B=14,L=35,D=768,row=0,out=[B,1,D]", ts: []tspec{out(14, 1, 768), in(14, 35, 768)},
 			run: func(ctx context.Context, be Backend, t []Tensor, _ []int32) error {
 				return be.TakeRow(ctx, t[0], t[1], 0)
 			}},
@@ -408,7 +483,7 @@ func window(whole Tensor, shape []int, pad int) Tensor {
 	case *cpuTensor:
 		return &cpuTensor{shape: append([]int(nil), shape...), n: n, data: w.data[pad : pad+n : pad+n], owner: w.owner}
 	case *cudaTensor:
-		return &cudaTensor{shape: append([]int(nil), shape...), n: n, ptr: w.ptr.Add(int64(pad) * 4), arena: w.arena, owner: w.owner}
+		return &cudaTensor{shape: append([]int(nil), shape...), n: n, dtype: w.dtype, ptr: w.ptr.Add(int64(pad) * int64(w.dtype.Size())), arena: w.arena, owner: w.owner}
 	}
 	panic(fmt.Sprintf("window of %T", whole))
 }
@@ -418,6 +493,10 @@ func window(whole Tensor, shape []int, pad int) Tensor {
 // overwritten included).
 func runCase(ctx context.Context, be Backend, c opCase, d caseData) ([][]float32, error) {
 	pad := guardCells + c.offset
+	guard := uint32(guardBits)
+	if cb, ok := be.(*CUDA); ok {
+		guard = guardOf(cb.DType())
+	}
 	var wholes, views []Tensor
 	defer func() {
 		for _, w := range wholes {
@@ -451,7 +530,7 @@ func runCase(ctx context.Context, be Backend, c opCase, d caseData) ([][]float32
 			if j >= pad && j < pad+views[i].Len() {
 				continue
 			}
-			if b := math.Float32bits(host[j]); b != guardBits {
+			if b := math.Float32bits(host[j]); b != guard {
 				return nil, fmt.Errorf("%s: tensor %d %v: guard cell %d overwritten (%#x)", be.Name(), i, c.ts[i].shape, j-pad, b)
 			}
 		}
@@ -474,27 +553,40 @@ func nmse(got, want []float32) float64 {
 	return num / den
 }
 
-// cudaVariants are the CUDA backends every case runs on: the default GEMM
-// path (cuBLAS, or the host reference GEMM under emulation) and the
-// bk_gemm_nt kernels.
+// cudaVariants are the CUDA backends the cases run on: float32 with the
+// default GEMM path (cuBLAS, or the host reference GEMM under emulation) and
+// with the bk_gemm_nt kernels; float16 and bfloat16 likewise, plus their
+// attention on the CUDA-core kernels instead of the tensor-core one. only
+// limits a variant to the cases whose name starts with one of its prefixes.
 var cudaVariants = []struct {
-	name string
-	opts []CUDAOption
+	name  string
+	dtype DType
+	opts  []CUDAOption
+	only  []string
 }{
-	{"blas", nil},
-	{"kernelgemm", []CUDAOption{WithKernelGEMM()}},
+	{"blas", F32, nil, nil},
+	{"kernelgemm", F32, []CUDAOption{WithKernelGEMM()}, gemmOps},
+	{"f16", F16, nil, nil},
+	{"f16-kernelgemm", F16, []CUDAOption{WithKernelGEMM()}, gemmOps},
+	{"f16-simt", F16, []CUDAOption{WithSIMTAttention()}, []string{"Attention"}},
+	{"bf16", BF16, nil, nil},
+	{"bf16-kernelgemm", BF16, []CUDAOption{WithKernelGEMM()}, gemmOps},
+	{"bf16-simt", BF16, []CUDAOption{WithSIMTAttention()}, []string{"Attention"}},
 }
+
+// gemmOps are the ops that multiply matrices.
+var gemmOps = []string{"Linear", "PatchEmbed"}
 
 func TestBackendOps(t *testing.T) {
 	seed := suiteSeed()
 	cpu := NewCPU()
 	for _, v := range cudaVariants {
 		t.Run(v.name, func(t *testing.T) {
-			be := newTestCUDA(t, v.opts...)
-			t.Logf("CUDA backend: %s, GEMM %s, seed %d", be.Device().Info().Name, be.GEMM(), seed)
+			be := newTestCUDA(t, append([]CUDAOption{WithDType(v.dtype)}, v.opts...)...)
+			t.Logf("CUDA backend: %s, %v, GEMM %s, seed %d", be.Device().Info().Name, v.dtype, be.GEMM(), seed)
 			for _, c := range opCases() {
-				if v.name == "kernelgemm" && !usesGEMM(c.name) {
-					continue // identical to the blas variant
+				if v.only != nil && !hasAnyPrefix(c.name, v.only) {
+					continue // identical to another variant
 				}
 				t.Run(c.name, func(t *testing.T) {
 					t.Cleanup(func() {
@@ -509,13 +601,29 @@ func TestBackendOps(t *testing.T) {
 	}
 }
 
-func usesGEMM(name string) bool {
-	return strings.HasPrefix(name, "Linear") || strings.HasPrefix(name, "PatchEmbed")
+func hasAnyPrefix(name string, prefixes []string) bool {
+	for _, p := range prefixes {
+		if strings.HasPrefix(name, p) {
+			return true
+		}
+	}
+	return false
 }
 
 func checkCase(t *testing.T, cpu Backend, be *CUDA, c opCase, seed uint64) {
 	d := genCase(c, seed)
-	want, err := runCase(bg, cpu, c, d)
+	dt := be.DType()
+	// The CPU computes on the values the CUDA tensors hold: the inputs
+	// rounded to dt (its result is rounded to dt below).
+	cd := caseData{ids: d.ids}
+	for _, v := range d.vals {
+		r := make([]float32, len(v))
+		for j, x := range v {
+			r[j] = dt.Round(x)
+		}
+		cd.vals = append(cd.vals, r)
+	}
+	want, err := runCase(bg, cpu, c, cd)
 	if err != nil {
 		t.Fatalf("cpu: %v", err)
 	}
@@ -530,14 +638,30 @@ func checkCase(t *testing.T, cpu Backend, be *CUDA, c opCase, seed uint64) {
 		t.Fatalf("cuda, second run: %v", err)
 	}
 	thr := c.nmse
-	if thr == 0 {
+	switch {
+	case dt == F16:
+		thr = max(thr, f16NMSE)
+	case dt == BF16:
+		thr = max(thr, bf16NMSE)
+	case thr == 0:
 		thr = defaultNMSE
 	}
+	guard := guardOf(dt)
 	for i, s := range c.ts {
 		if s.g != gOut {
 			continue
 		}
 		g, w := got[i], want[i]
+		if dt != F32 {
+			rw := make([]float32, len(w))
+			for j, x := range w {
+				rw[j] = dt.Round(x)
+				if math.Float32bits(x) == guardBits {
+					rw[j] = math.Float32frombits(guard)
+				}
+			}
+			w = rw
+		}
 		for j := range g {
 			if math.Float32bits(g[j]) != math.Float32bits(again[i][j]) {
 				t.Fatalf("tensor %d %v: not deterministic: element %d is %v, then %v", i, s.shape, j, g[j], again[i][j])
@@ -545,13 +669,13 @@ func checkCase(t *testing.T, cpu Backend, be *CUDA, c opCase, seed uint64) {
 			if f := float64(g[j]); math.IsNaN(f) || math.IsInf(f, 0) {
 				// An output the op does not write keeps the guard pattern on
 				// both backends (AddLayerNorm without sum).
-				if math.Float32bits(g[j]) == guardBits && math.Float32bits(w[j]) == guardBits {
+				if math.Float32bits(g[j]) == guard && math.Float32bits(w[j]) == guard {
 					continue
 				}
 				t.Fatalf("tensor %d %v: element %d is %v (cpu %v)", i, s.shape, j, g[j], w[j])
 			}
 		}
-		if math.Float32bits(w[0]) == guardBits && math.Float32bits(g[0]) == guardBits {
+		if math.Float32bits(w[0]) == guard && math.Float32bits(g[0]) == guard {
 			continue
 		}
 		e := nmse(g, w)

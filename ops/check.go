@@ -322,27 +322,33 @@ func CheckAttention(out, q, k, v, mask Tensor, p AttentionParams) error {
 		}
 	}
 	qs, ks, vs, os := q.Shape(), k.Shape(), v.Shape(), out.Shape()
-	B, W := qs[0], qs[2]
-	if !equalInts(ks, vs) {
-		return shapeErr(op, "k %v and v %v differ", ks, vs)
+	B, W := os[0], os[2]
+	if qs[0] != B || qs[1] != os[1] {
+		return shapeErr(op, "out %v and q %v disagree on batch or length", os, qs)
+	}
+	if ks[0] != vs[0] || ks[1] != vs[1] {
+		return shapeErr(op, "k %v and v %v disagree on batch or length", ks, vs)
 	}
 	if ks[0] != 1 && ks[0] != B {
 		return shapeErr(op, "k %v and q %v disagree on batch (%d vs %d; k batch must be 1 or %d)", ks, qs, ks[0], B, B)
 	}
-	if ks[2] != W {
-		return shapeErr(op, "k %v and q %v disagree on width (%d vs %d)", ks, qs, ks[2], W)
-	}
 	if ks[1] < 1 {
 		return shapeErr(op, "k %v has no keys", ks)
-	}
-	if !equalInts(os, qs) {
-		return shapeErr(op, "out %v and q %v differ", os, qs)
 	}
 	if p.Heads < 1 {
 		return shapeErr(op, "heads %d, want at least 1", p.Heads)
 	}
 	if W < p.Heads || W%p.Heads != 0 {
-		return shapeErr(op, "heads %d do not divide width %d of q %v", p.Heads, W, qs)
+		return shapeErr(op, "heads %d do not divide width %d of out %v", p.Heads, W, os)
+	}
+	for _, w := range []struct {
+		n     string
+		col   int
+		shape []int
+	}{{"q", p.QCol, qs}, {"k", p.KCol, ks}, {"v", p.VCol, vs}} {
+		if w.col < 0 || w.col+W > w.shape[2] {
+			return shapeErr(op, "%s %v: columns [%d, %d) of a width-%d attention are outside it", w.n, w.shape, w.col, w.col+W, W)
+		}
 	}
 	if !isNil(mask) {
 		if err := needRank(op, "mask", mask, 2); err != nil {
@@ -470,15 +476,15 @@ func CheckAddPositions(out, x, pos Tensor) error {
 // must not be x (ErrUnsupported).
 func CheckTakeRow(out, x Tensor, row int) error {
 	const op = "takerow"
-	if err := needRank(op, "out", out, 2); err != nil {
-		return err
-	}
 	if err := needRank(op, "x", x, 3); err != nil {
 		return err
 	}
+	if err := need(op, "out", out); err != nil {
+		return err
+	}
 	xs, os := x.Shape(), out.Shape()
-	if os[0] != xs[0] || os[1] != xs[2] {
-		return shapeErr(op, "out %v, want [%d %d] for x %v", os, xs[0], xs[2], xs)
+	if !((len(os) == 2 && os[0] == xs[0] && os[1] == xs[2]) || (len(os) == 3 && os[0] == xs[0] && os[1] == 1 && os[2] == xs[2])) {
+		return shapeErr(op, "out %v, want [%d %d] or [%d 1 %d] for x %v", os, xs[0], xs[2], xs[0], xs[2], xs)
 	}
 	if row < 0 || row >= xs[1] {
 		return shapeErr(op, "row %d out of range [0, %d) of x %v", row, xs[1], xs)

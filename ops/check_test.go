@@ -147,8 +147,15 @@ func badCalls() []call {
 			return b.Attention(ctx, mk(2, 3, 4), mk(2, 3, 4), mk(2, 5, 4), mk(2, 6, 4), nil, AttentionParams{Heads: 2, Scale: 1})
 		}},
 		{"Attention", "width", func(ctx context.Context, b Backend, mk func(...int) Tensor) error {
-			return b.Attention(ctx, mk(2, 3, 4), mk(2, 3, 4), mk(2, 5, 6), mk(2, 5, 6), nil, AttentionParams{Heads: 2, Scale: 1})
+			return b.Attention(ctx, mk(2, 3, 4), mk(2, 3, 4), mk(2, 5, 6), mk(2, 5, 6), nil, AttentionParams{Heads: 2, Scale: 1, KCol: 3})
 		}},
+		{"Attention", "width", func(ctx context.Context, b Backend, mk func(...int) Tensor) error {
+			return b.Attention(ctx, mk(2, 3, 4), mk(2, 3, 2), mk(2, 5, 4), mk(2, 5, 4), nil, AttentionParams{Heads: 2, Scale: 1})
+		}},
+		{"Attention", "width", func(ctx context.Context, b Backend, mk func(...int) Tensor) error {
+			return b.Attention(ctx, mk(2, 3, 4), mk(2, 3, 12), mk(2, 5, 4), mk(2, 5, 4), nil, AttentionParams{Heads: 2, Scale: 1, QCol: -1})
+		}},
+
 		{"Attention", "mask Lk", func(ctx context.Context, b Backend, mk func(...int) Tensor) error {
 			return b.Attention(ctx, mk(2, 3, 4), mk(2, 3, 4), mk(2, 5, 4), mk(2, 5, 4), mk(2, 4), AttentionParams{Heads: 2, Scale: 1})
 		}},
@@ -193,6 +200,9 @@ func badCalls() []call {
 		}},
 		{"TakeRow", "row", func(ctx context.Context, b Backend, mk func(...int) Tensor) error {
 			return b.TakeRow(ctx, mk(2, 4), mk(2, 3, 4), 3)
+		}},
+		{"TakeRow", "out", func(ctx context.Context, b Backend, mk func(...int) Tensor) error {
+			return b.TakeRow(ctx, mk(2, 2, 4), mk(2, 3, 4), 0)
 		}},
 		{"TakeRow", "out", func(ctx context.Context, b Backend, mk func(...int) Tensor) error {
 			return b.TakeRow(ctx, mk(3, 4), mk(2, 3, 4), 0)

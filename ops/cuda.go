@@ -23,22 +23,47 @@ import (
 // (PatchEmbed's im2col matrix, Gather's ids) comes from the activation arena
 // too.
 //
+// Precision: every tensor of a backend has its dtype (WithDType): F32 (the
+// default, for parity with transformers' float32), F16 or BF16. Upload and
+// Download convert from and to float32 on the host (round to nearest even),
+// so weights are converted once, at load; every kernel then reads and writes
+// the 16-bit type and computes in float32 (matrix multiplies accumulate in
+// float32 on tensor cores; LayerNorm and softmax statistics are float32).
+//
 // Like every Backend, a CUDA is meant for one goroutine at a time; the
 // underlying Device serialises its own calls.
 type CUDA struct {
 	dev        *cuda.Device
 	weights    *cuda.Arena
 	acts       *cuda.Arena
+	dtype      DType
 	kernelGEMM bool
-	closed     atomic.Bool
+	// simtAttention keeps 16-bit attention off the tensor-core kernel.
+	simtAttention bool
+	closed        atomic.Bool
 }
 
 // CUDAOption configures NewCUDA.
 type CUDAOption func(*cudaConfig)
 
 type cudaConfig struct {
-	devOpts    []cuda.Option
-	kernelGEMM bool
+	devOpts       []cuda.Option
+	dtype         DType
+	kernelGEMM    bool
+	simtAttention bool
+}
+
+// WithSIMTAttention runs 16-bit attention on the CUDA-core kernels
+// (bk_attention_dXX) instead of the tensor-core one; for tests and
+// comparisons.
+func WithSIMTAttention() CUDAOption {
+	return func(c *cudaConfig) { c.simtAttention = true }
+}
+
+// WithDType sets the element type of every tensor of the backend: F32 (the
+// default), F16 or BF16.
+func WithDType(d DType) CUDAOption {
+	return func(c *cudaConfig) { c.dtype = d }
 }
 
 // WithKernelGEMM routes every matrix multiply through the bk_gemm_nt
@@ -59,20 +84,54 @@ func NewCUDA(opts ...CUDAOption) (*CUDA, error) {
 	for _, o := range opts {
 		o(&cfg)
 	}
+	if cfg.dtype != F32 && cfg.dtype != F16 && cfg.dtype != BF16 {
+		return nil, fmt.Errorf("ops: cuda: dtype %v: %w", cfg.dtype, ErrUnsupported)
+	}
 	dev, err := cuda.Open(cfg.devOpts...)
 	if err != nil {
 		return nil, fmt.Errorf("ops: %w", err)
 	}
 	return &CUDA{
-		dev:        dev,
-		weights:    dev.NewArena("weights", 64<<20),
-		acts:       dev.NewArena("activations", 64<<20),
-		kernelGEMM: cfg.kernelGEMM || !dev.HasBLAS(),
+		dev:           dev,
+		weights:       dev.NewArena("weights", 64<<20),
+		acts:          dev.NewArena("activations", 64<<20),
+		dtype:         cfg.dtype,
+		simtAttention: cfg.simtAttention,
+		kernelGEMM:    cfg.kernelGEMM || !dev.HasBLAS() || (cfg.dtype != F32 && !dev.Info().BLAS16),
 	}, nil
 }
 
 // Name returns "cuda".
 func (c *CUDA) Name() string { return "cuda" }
+
+// DType returns the element type of the backend's tensors.
+func (c *CUDA) DType() DType { return c.dtype }
+
+// kernel returns the name of op's kernel for the backend's dtype:
+// kernel("bk_add") is "bk_add_f32", "bk_add_f16" or "bk_add_bf16".
+func (c *CUDA) kernel(op string) string {
+	switch c.dtype {
+	case F16:
+		return op + "_f16"
+	case BF16:
+		return op + "_bf16"
+	}
+	return op + "_f32"
+}
+
+// gemmType is the cuda.Gemm element type of the backend's dtype.
+func (c *CUDA) gemmType() cuda.ElemType {
+	switch c.dtype {
+	case F16:
+		return cuda.Float16
+	case BF16:
+		return cuda.BFloat16
+	}
+	return cuda.Float32
+}
+
+// bytes is the size in bytes of n elements.
+func (c *CUDA) bytes(n int) uint64 { return uint64(n) * uint64(c.dtype.Size()) }
 
 // Device returns the underlying device.
 func (c *CUDA) Device() *cuda.Device { return c.dev }
@@ -94,6 +153,7 @@ func (c *CUDA) ArenaStats() (weights, activations cuda.ArenaStats) {
 type cudaTensor struct {
 	shape []int
 	n     int
+	dtype DType
 	ptr   cuda.DevicePtr // 0 for an empty tensor
 	arena *cuda.Arena
 	owner *CUDA
@@ -102,7 +162,7 @@ type cudaTensor struct {
 
 // Shape, DType and Len implement Tensor.
 func (t *cudaTensor) Shape() []int { return t.shape }
-func (t *cudaTensor) DType() DType { return F32 }
+func (t *cudaTensor) DType() DType { return t.dtype }
 func (t *cudaTensor) Len() int     { return t.n }
 
 func (c *CUDA) alive(op string) error {
@@ -153,11 +213,11 @@ func (c *CUDA) ptrs(op string, names []string, ts ...Tensor) ([]cuda.DevicePtr, 
 // alloc makes a tensor in arena a.
 func (c *CUDA) alloc(op string, a *cuda.Arena, shape []int) (*cudaTensor, error) {
 	n := prod(shape)
-	t := &cudaTensor{shape: append([]int(nil), shape...), n: n, arena: a, owner: c}
+	t := &cudaTensor{shape: append([]int(nil), shape...), n: n, dtype: c.dtype, arena: a, owner: c}
 	if n == 0 {
 		return t, nil
 	}
-	p, err := a.Alloc(uint64(n) * 4)
+	p, err := a.Alloc(c.bytes(n))
 	if err != nil {
 		return nil, fmt.Errorf("ops: cuda: %s %v: %w", op, shape, err)
 	}
@@ -165,7 +225,8 @@ func (c *CUDA) alloc(op string, a *cuda.Arena, shape []int) (*cudaTensor, error)
 	return t, nil
 }
 
-// New allocates a zeroed tensor in the activation arena.
+// New allocates a zeroed tensor (of the backend's dtype) in the activation
+// arena.
 func (c *CUDA) New(shape ...int) (Tensor, error) {
 	const op = "new"
 	if err := c.alive(op); err != nil {
@@ -178,14 +239,15 @@ func (c *CUDA) New(shape ...int) (Tensor, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := c.dev.Memset(t.ptr, 0, uint64(t.n)*4); err != nil {
+	if err := c.dev.Memset(t.ptr, 0, c.bytes(t.n)); err != nil {
 		c.Free(t)
 		return nil, fmt.Errorf("ops: cuda: %s: %w", op, err)
 	}
 	return t, nil
 }
 
-// Upload copies data into a new tensor in the weights arena.
+// Upload copies data into a new tensor in the weights arena, rounded to the
+// backend's dtype.
 func (c *CUDA) Upload(data []float32, shape ...int) (Tensor, error) {
 	const op = "upload"
 	if err := c.alive(op); err != nil {
@@ -198,14 +260,21 @@ func (c *CUDA) Upload(data []float32, shape ...int) (Tensor, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := c.dev.WriteFloat32(t.ptr, data); err != nil {
+	if c.dtype == F32 {
+		err = c.dev.WriteFloat32(t.ptr, data)
+	} else {
+		bits := make([]uint16, len(data))
+		encode16(bits, data, c.dtype)
+		err = c.dev.WriteUint16(t.ptr, bits)
+	}
+	if err != nil {
 		c.Free(t)
 		return nil, fmt.Errorf("ops: cuda: %s: %w", op, err)
 	}
 	return t, nil
 }
 
-// Download copies t into dst after the work queued before it.
+// Download copies t into dst (as float32) after the work queued before it.
 func (c *CUDA) Download(ctx context.Context, dst []float32, t Tensor) error {
 	const op = "download"
 	if err := c.enter(ctx, op); err != nil {
@@ -218,7 +287,15 @@ func (c *CUDA) Download(ctx context.Context, dst []float32, t Tensor) error {
 	if err != nil {
 		return err
 	}
-	return c.wrap(op, c.dev.ReadFloat32(ctx, dst, p))
+	if c.dtype == F32 {
+		return c.wrap(op, c.dev.ReadFloat32(ctx, dst, p))
+	}
+	bits := make([]uint16, len(dst))
+	if err := c.dev.ReadUint16(ctx, bits, p); err != nil {
+		return c.wrap(op, err)
+	}
+	decode16(dst, bits, c.dtype)
+	return nil
 }
 
 // Free returns a tensor's memory to its arena. Freeing nil, a freed tensor

@@ -37,12 +37,12 @@ func (c *CUDA) gemmNT(ctx context.Context, g cuda.Gemm, bias cuda.DevicePtr, act
 		if bias == 0 && act == ActNone {
 			return nil
 		}
-		return c.dev.Launch(ctx, "bk_bias_act_f32", elemGrid(biasRows*g.N), block(256),
+		return c.dev.Launch(ctx, c.kernel("bk_bias_act"), elemGrid(biasRows*g.N), block(256),
 			cuP(g.C), cuP(g.C), cuP(bias), cuI(biasRows), cuI(g.N), cuI(int(act)))
 	}
-	name, tile := "bk_gemm_nt_f32", 128
+	name, tile := c.kernel("bk_gemm_nt"), 128
 	if ceilDiv(g.M, 128)*ceilDiv(g.N, 128) < c.dev.Info().SMs {
-		name, tile = "bk_gemm_nt_small_f32", 64
+		name, tile = c.kernel("bk_gemm_nt_small"), 64
 	}
 	return c.dev.Launch(ctx, name, cuda.Dim3{uint32(ceilDiv(g.N, tile)), uint32(ceilDiv(g.M, tile)), uint32(g.Batch)}, block(256),
 		cuP(g.C), cuP(g.A), cuP(g.B), cuP(bias), cuI(g.M), cuI(g.N), cuI(g.K), cuI(g.Lda), cuI(g.Ldb), cuI(g.Ldc),
@@ -68,7 +68,7 @@ func (c *CUDA) Linear(ctx context.Context, out, x, w, b Tensor, act Activation) 
 		return nil
 	}
 	ld := max(K, 1)
-	g := cuda.Gemm{C: d[0], A: d[1], B: d[2], M: M, N: N, K: K, Lda: ld, Ldb: ld, Ldc: N, Batch: 1}
+	g := cuda.Gemm{Type: c.gemmType(), C: d[0], A: d[1], B: d[2], M: M, N: N, K: K, Lda: ld, Ldb: ld, Ldc: N, Batch: 1}
 	return c.wrap(op, c.gemmNT(ctx, g, d[3], act, M))
 }
 
@@ -89,16 +89,16 @@ func (c *CUDA) Add(ctx context.Context, out, a, b Tensor) error {
 	if n == 0 {
 		return nil
 	}
-	return c.wrap(op, c.dev.Launch(ctx, "bk_add_f32", elemGrid(n), block(256), cuP(d[0]), cuP(d[1]), cuP(d[2]), cuI(n)))
+	return c.wrap(op, c.dev.Launch(ctx, c.kernel("bk_add"), elemGrid(n), block(256), cuP(d[0]), cuP(d[1]), cuP(d[2]), cuI(n)))
 }
 
 // layerNorm launches the warp (D ≤ 1024) or block variant.
 func (c *CUDA) layerNorm(ctx context.Context, out, sum, x, res, gamma, beta cuda.DevicePtr, rows, D int, eps float32) error {
 	args := []cuda.Arg{cuP(out), cuP(sum), cuP(x), cuP(res), cuP(gamma), cuP(beta), cuI(rows), cuI(D), cuda.Float(eps)}
 	if D <= 1024 {
-		return c.dev.Launch(ctx, "bk_layernorm_warp_f32", cuda.Dim3{uint32(ceilDiv(rows, 4)), 1, 1}, block(128), args...)
+		return c.dev.Launch(ctx, c.kernel("bk_layernorm_warp"), cuda.Dim3{uint32(ceilDiv(rows, 4)), 1, 1}, block(128), args...)
 	}
-	return c.dev.Launch(ctx, "bk_layernorm_block_f32", cuda.Dim3{uint32(rows), 1, 1}, block(256), args...)
+	return c.dev.Launch(ctx, c.kernel("bk_layernorm_block"), cuda.Dim3{uint32(rows), 1, 1}, block(256), args...)
 }
 
 // LayerNorm normalises each row of x.
@@ -158,7 +158,7 @@ func (c *CUDA) GELU(ctx context.Context, out, x Tensor) error {
 	if n == 0 {
 		return nil
 	}
-	return c.wrap(op, c.dev.Launch(ctx, "bk_bias_act_f32", elemGrid(n), block(256), cuP(d[0]), cuP(d[1]), cuP(0), cuI(1), cuI(n), cuI(int(ActGELU))))
+	return c.wrap(op, c.dev.Launch(ctx, c.kernel("bk_bias_act"), elemGrid(n), block(256), cuP(d[0]), cuP(d[1]), cuP(0), cuI(1), cuI(n), cuI(int(ActGELU))))
 }
 
 // Attention computes fused multi-head attention in one launch.
@@ -174,8 +174,9 @@ func (c *CUDA) Attention(ctx context.Context, out, q, k, v, mask Tensor, ap Atte
 	if err != nil {
 		return err
 	}
-	qs, ks := q.Shape(), k.Shape()
-	B, Lq, W := qs[0], qs[1], qs[2]
+	qs, ks, os := q.Shape(), k.Shape(), out.Shape()
+	B, Lq, W := os[0], os[1], os[2]
+	Wq, Wk, Wv := qs[2], ks[2], v.Shape()[2]
 	Bk, Lk := ks[0], ks[1]
 	H := ap.Heads
 	Dh := W / H
@@ -186,25 +187,37 @@ func (c *CUDA) Attention(ctx context.Context, out, q, k, v, mask Tensor, ap Atte
 	if B == 0 || Lq == 0 {
 		return nil
 	}
+	if Bk == 1 && Bm == 1 && B > 1 {
+		// One key/value set and one mask for the whole batch (an image's
+		// cross-attention keys for many captions): the batch's queries are
+		// consecutive rows of q and out, so they pack into one sequence of
+		// B·Lq queries and every tile is full. Each query row's result is
+		// unchanged: a row only ever meets the keys.
+		B, Lq = 1, B*Lq
+	}
 	if B > 65535 || H > 65535 {
 		return fmt.Errorf("ops: cuda: %s: batch %d or heads %d above 65535: %w", op, B, H, ErrUnsupported)
 	}
 	var name string
-	bq := 64
+	bq, threads := 64, 256
 	switch {
+	case Dh == 64 && c.dtype != F32 && !c.simtAttention && c.dev.Info().CC[0] >= 8:
+		// Tensor cores: mma.sync m16n8k16, 4 warps × 16 query rows.
+		name, threads = c.kernel("bk_attention_mma_d64"), 128
 	case Dh <= 16:
-		name = "bk_attention_d16_f32"
+		name = c.kernel("bk_attention_d16")
 	case Dh <= 32:
-		name = "bk_attention_d32_f32"
+		name = c.kernel("bk_attention_d32")
 	case Dh <= 64:
-		name = "bk_attention_d64_f32"
+		name = c.kernel("bk_attention_d64")
 	case Dh <= 128:
-		name, bq = "bk_attention_d128_f32", 32
+		name, bq = c.kernel("bk_attention_d128"), 32
 	default:
 		return fmt.Errorf("ops: cuda: %s: head dim %d above 128: %w", op, Dh, ErrUnsupported)
 	}
-	return c.wrap(op, c.dev.Launch(ctx, name, cuda.Dim3{uint32(ceilDiv(Lq, bq)), uint32(H), uint32(B)}, block(256),
-		cuP(d[0]), cuP(d[1]), cuP(d[2]), cuP(d[3]), cuP(d[4]), cuI(B), cuI(H), cuI(Lq), cuI(Lk), cuI(Dh), cuI(W), cuI(W), cuI(W), cuI(W), cuI(Bk), cuI(Bm), cuda.Float(ap.Scale)))
+	return c.wrap(op, c.dev.Launch(ctx, name, cuda.Dim3{uint32(ceilDiv(Lq, bq)), uint32(H), uint32(B)}, block(threads),
+		cuP(d[0]), cuP(d[1].Add(int64(c.bytes(ap.QCol)))), cuP(d[2].Add(int64(c.bytes(ap.KCol)))), cuP(d[3].Add(int64(c.bytes(ap.VCol)))),
+		cuP(d[4]), cuI(B), cuI(H), cuI(Lq), cuI(Lk), cuI(Dh), cuI(Wq), cuI(Wk), cuI(Wv), cuI(W), cuI(Bk), cuI(Bm), cuda.Float(ap.Scale)))
 }
 
 // PatchEmbed is im2col into a scratch matrix, one GEMM batched over images
@@ -230,23 +243,23 @@ func (c *CUDA) PatchEmbed(ctx context.Context, out, pixels, w, b, cls Tensor, pa
 	if B == 0 || D == 0 {
 		return nil
 	}
-	cols, err := c.acts.Alloc(uint64(B*T*KP) * 4)
+	cols, err := c.acts.Alloc(c.bytes(B * T * KP))
 	if err != nil {
 		return c.wrap(op, err)
 	}
 	defer c.acts.Free(cols)
-	if err := c.dev.Launch(ctx, "bk_im2col_patch_f32", elemGrid(B*C*H*W), block(256),
+	if err := c.dev.Launch(ctx, c.kernel("bk_im2col_patch"), elemGrid(B*C*H*W), block(256),
 		cuP(cols), cuP(d[1]), cuI(B), cuI(C), cuI(H), cuI(W), cuI(P)); err != nil {
 		return c.wrap(op, err)
 	}
-	g := cuda.Gemm{C: d[0].Add(int64(D) * 4), A: cols, B: d[2], M: T, N: D, K: KP, Lda: KP, Ldb: KP, Ldc: D,
+	g := cuda.Gemm{Type: c.gemmType(), C: d[0].Add(int64(c.bytes(D))), A: cols, B: d[2], M: T, N: D, K: KP, Lda: KP, Ldb: KP, Ldc: D,
 		StrideA: int64(T * KP), StrideB: 0, StrideC: int64((1 + T) * D), Batch: B}
 	// With cuBLAS the bias epilogue runs over all B·(1+T) rows; the class
 	// rows it touches are overwritten next.
 	if err := c.gemmNT(ctx, g, d[3], ActNone, B*(1+T)-1); err != nil {
 		return c.wrap(op, err)
 	}
-	return c.wrap(op, c.dev.Launch(ctx, "bk_vit_tokens_f32", cuda.Dim3{uint32(min(B*(1+T), 65535)), 1, 1}, block(128),
+	return c.wrap(op, c.dev.Launch(ctx, c.kernel("bk_vit_tokens"), cuda.Dim3{uint32(min(B*(1+T), 65535)), 1, 1}, block(128),
 		cuP(d[0]), cuP(0), cuP(d[4]), cuI(B), cuI(T), cuI(D)))
 }
 
@@ -278,7 +291,7 @@ func (c *CUDA) Gather(ctx context.Context, out, table Tensor, ids []int32) error
 		return c.wrap(op, err)
 	}
 	// err = NULL: CheckGather has validated every id already.
-	return c.wrap(op, c.dev.Launch(ctx, "bk_gather_rows_f32", cuda.Dim3{uint32(n), 1, 1}, block(128),
+	return c.wrap(op, c.dev.Launch(ctx, c.kernel("bk_gather_rows"), cuda.Dim3{uint32(n), 1, 1}, block(128),
 		cuP(d[0]), cuP(d[1]), cuP(idp), cuI(n), cuI(D), cuI(V), cuP(0)))
 }
 
@@ -300,7 +313,7 @@ func (c *CUDA) AddPositions(ctx context.Context, out, x, pos Tensor) error {
 	if rows == 0 || D == 0 {
 		return nil
 	}
-	return c.wrap(op, c.dev.Launch(ctx, "bk_add_positions_f32", elemGrid(rows*D), block(256),
+	return c.wrap(op, c.dev.Launch(ctx, c.kernel("bk_add_positions"), elemGrid(rows*D), block(256),
 		cuP(d[0]), cuP(d[1]), cuP(d[2]), cuI(rows), cuI(L), cuI(D)))
 }
 
@@ -322,7 +335,7 @@ func (c *CUDA) TakeRow(ctx context.Context, out, x Tensor, row int) error {
 	if B == 0 || D == 0 {
 		return nil
 	}
-	return c.wrap(op, c.dev.Launch(ctx, "bk_take_rows_f32", cuda.Dim3{uint32(B), 1, 1}, block(128),
+	return c.wrap(op, c.dev.Launch(ctx, c.kernel("bk_take_rows"), cuda.Dim3{uint32(B), 1, 1}, block(128),
 		cuP(d[0]), cuP(d[1]), cuI(B), cuI(D), cuI(row), cuI(L)))
 }
 
@@ -343,7 +356,7 @@ func (c *CUDA) CopyRows(ctx context.Context, out, x Tensor, start int) error {
 	if out.Len() == 0 {
 		return nil
 	}
-	return c.wrap(op, c.dev.Copy(d[0], d[1].Add(int64(start*D)*4), uint64(out.Len())*4))
+	return c.wrap(op, c.dev.Copy(d[0], d[1].Add(int64(c.bytes(start*D))), c.bytes(out.Len())))
 }
 
 // L2Normalize scales each row of x to unit length.
@@ -363,6 +376,6 @@ func (c *CUDA) L2Normalize(ctx context.Context, out, x Tensor) error {
 	if rows == 0 {
 		return nil
 	}
-	return c.wrap(op, c.dev.Launch(ctx, "bk_l2_normalize_f32", cuda.Dim3{uint32(ceilDiv(rows, 4)), 1, 1}, block(128),
+	return c.wrap(op, c.dev.Launch(ctx, c.kernel("bk_l2_normalize"), cuda.Dim3{uint32(ceilDiv(rows, 4)), 1, 1}, block(128),
 		cuP(d[0]), cuP(d[1]), cuI(rows), cuI(D)))
 }
