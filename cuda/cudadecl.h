@@ -22,6 +22,9 @@ typedef void* CUmodule;
 typedef void* CUfunction;
 typedef void* CUstream;
 typedef void* CUevent;
+typedef void* CUgraph;
+typedef void* CUgraphExec;
+typedef int CUstreamCaptureMode;       /* enum CUstreamCaptureMode_enum */
 typedef int CUdevice_attribute;
 typedef int cublasStatus_t;
 typedef void* cublasHandle_t;
@@ -39,6 +42,7 @@ typedef int cublasGemmAlgo_t;
 #define BK_CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MINOR 76
 #define BK_CU_STREAM_DEFAULT 0
 #define BK_CU_EVENT_DEFAULT 0
+#define BK_CU_STREAM_CAPTURE_MODE_RELAXED 2
 #define BK_CUBLAS_STATUS_SUCCESS 0
 #define BK_CUBLAS_OP_N 0
 #define BK_CUBLAS_OP_T 1
@@ -67,6 +71,14 @@ typedef CUresult (*bk_pfn_cuMemcpyHtoD_v2)(CUdeviceptr dst, const void* src, siz
 typedef CUresult (*bk_pfn_cuMemcpyDtoH_v2)(void* dst, CUdeviceptr src, size_t n);
 typedef CUresult (*bk_pfn_cuMemcpyDtoD_v2)(CUdeviceptr dst, CUdeviceptr src, size_t n);
 typedef CUresult (*bk_pfn_cuMemsetD8_v2)(CUdeviceptr dst, unsigned char uc, size_t n);
+typedef CUresult (*bk_pfn_cuMemcpyDtoDAsync_v2)(CUdeviceptr dst, CUdeviceptr src, size_t n, CUstream hStream);
+typedef CUresult (*bk_pfn_cuMemsetD8Async)(CUdeviceptr dst, unsigned char uc, size_t n, CUstream hStream);
+typedef CUresult (*bk_pfn_cuStreamBeginCapture_v2)(CUstream hStream, CUstreamCaptureMode mode);
+typedef CUresult (*bk_pfn_cuStreamEndCapture)(CUstream hStream, CUgraph* phGraph);
+typedef CUresult (*bk_pfn_cuGraphInstantiateWithFlags)(CUgraphExec* phGraphExec, CUgraph hGraph, unsigned long long flags);
+typedef CUresult (*bk_pfn_cuGraphLaunch)(CUgraphExec hGraphExec, CUstream hStream);
+typedef CUresult (*bk_pfn_cuGraphExecDestroy)(CUgraphExec hGraphExec);
+typedef CUresult (*bk_pfn_cuGraphDestroy)(CUgraph hGraph);
 typedef CUresult (*bk_pfn_cuModuleLoadData)(CUmodule* module, const void* image);
 typedef CUresult (*bk_pfn_cuModuleUnload)(CUmodule hmod);
 typedef CUresult (*bk_pfn_cuModuleGetFunction)(CUfunction* hfunc, CUmodule hmod, const char* name);

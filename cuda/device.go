@@ -61,6 +61,9 @@ type Device struct {
 	funcs  map[string]*kernel
 	poison error
 	closed bool
+
+	capturing bool             // the stream is being captured into a graph
+	graphs    map[uintptr]bool // instantiated graphs, destroyed by Close
 }
 
 type kernel struct {
@@ -261,6 +264,9 @@ func (d *Device) htod(dst DevicePtr, src unsafe.Pointer, n uint64) error {
 		return err
 	}
 	defer done()
+	if d.capturing {
+		return fmt.Errorf("cuda: memcpy HtoD: %w", ErrCapturing)
+	}
 	return d.errorLocked("cuMemcpyHtoD", d.drv.htod(uint64(dst), src, n))
 }
 
@@ -287,6 +293,9 @@ func (d *Device) dtoh(ctx context.Context, dst unsafe.Pointer, src DevicePtr, n 
 		return err
 	}
 	defer done()
+	if d.capturing {
+		return fmt.Errorf("cuda: memcpy DtoH: %w", ErrCapturing)
+	}
 	if code := d.drv.synchronize(); code != 0 {
 		return d.errorLocked("cuStreamSynchronize", code)
 	}
@@ -451,6 +460,9 @@ func (d *Device) Synchronize(ctx context.Context) error {
 		return err
 	}
 	defer done()
+	if d.capturing {
+		return fmt.Errorf("cuda: synchronize: %w", ErrCapturing)
+	}
 	return d.errorLocked("cuStreamSynchronize", d.drv.synchronize())
 }
 
@@ -534,6 +546,15 @@ func (d *Device) Close() error {
 	var errs []error
 	if d.poison == nil {
 		d.drv.makeCurrent()
+		if d.capturing {
+			if exec, code := d.drv.endCapture(); code == 0 {
+				d.drv.graphDestroy(exec)
+			}
+			d.capturing = false
+		}
+		for g := range d.graphs {
+			d.drv.graphDestroy(g)
+		}
 		for p := range d.bufs {
 			if code := d.drv.memFree(uint64(p)); code != 0 {
 				errs = append(errs, d.errorLocked("close: cuMemFree", code))
@@ -541,8 +562,124 @@ func (d *Device) Close() error {
 		}
 	}
 	d.bufs = nil
+	d.graphs = nil
 	d.used = 0
 	d.closed = true
 	d.drv.close()
 	return errors.Join(errs...)
+}
+
+// HasGraphs reports whether the driver supports CUDA graphs (stream
+// capture and replay).
+func (d *Device) HasGraphs() bool { return d.drv.hasGraphs() }
+
+// BeginCapture starts recording the stream's work into a graph instead of
+// running it (cuStreamBeginCapture, relaxed mode): kernel launches, GEMMs,
+// device-to-device copies and memsets. Copies from or to the host and
+// synchronisation fail with ErrCapturing until EndCapture or AbortCapture.
+func (d *Device) BeginCapture() error {
+	done, err := d.enter("begin capture")
+	if err != nil {
+		return err
+	}
+	defer done()
+	if !d.drv.hasGraphs() {
+		return fmt.Errorf("cuda: begin capture: the driver has no CUDA graph API: %w", ErrUnavailable)
+	}
+	if d.capturing {
+		return fmt.Errorf("cuda: begin capture: %w", ErrCapturing)
+	}
+	if err := d.errorLocked("cuStreamBeginCapture", d.drv.beginCapture()); err != nil {
+		return err
+	}
+	d.capturing = true
+	return nil
+}
+
+// EndCapture stops recording and instantiates the graph. Nothing recorded
+// has run yet: Launch runs it.
+func (d *Device) EndCapture() (*Graph, error) {
+	done, err := d.enter("end capture")
+	if err != nil {
+		return nil, err
+	}
+	defer done()
+	if !d.capturing {
+		return nil, fmt.Errorf("cuda: end capture: not capturing")
+	}
+	d.capturing = false
+	exec, code := d.drv.endCapture()
+	if err := d.errorLocked("cuStreamEndCapture/cuGraphInstantiate", code); err != nil {
+		return nil, err
+	}
+	if d.graphs == nil {
+		d.graphs = map[uintptr]bool{}
+	}
+	d.graphs[exec] = true
+	return &Graph{d: d, exec: exec}, nil
+}
+
+// AbortCapture ends a capture and discards what was recorded (after an
+// error half-way through). It does nothing when not capturing.
+func (d *Device) AbortCapture() {
+	done, err := d.enter("abort capture")
+	if err != nil {
+		d.mu.Lock()
+		d.capturing = false
+		d.mu.Unlock()
+		return
+	}
+	defer done()
+	if !d.capturing {
+		return
+	}
+	d.capturing = false
+	if exec, code := d.drv.endCapture(); code == 0 && exec != 0 {
+		d.drv.graphDestroy(exec)
+	}
+}
+
+// Graph is an instantiated CUDA graph of the device's work, replayed by
+// Launch on the device's stream. It reads and writes the same device
+// addresses every time, so whoever captured it keeps those buffers alive
+// (and puts fresh inputs in them) until Close.
+type Graph struct {
+	d    *Device
+	exec uintptr
+}
+
+// Launch queues one replay of the graph on the stream.
+func (g *Graph) Launch(ctx context.Context) error {
+	const op = "graph launch"
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("cuda: %s: %w", op, err)
+	}
+	done, err := g.d.enter(op)
+	if err != nil {
+		return err
+	}
+	defer done()
+	if g.exec == 0 || !g.d.graphs[g.exec] {
+		return fmt.Errorf("cuda: %s: %w", op, ErrClosed)
+	}
+	if g.d.capturing {
+		return fmt.Errorf("cuda: %s: %w", op, ErrCapturing)
+	}
+	return g.d.errorLocked("cuGraphLaunch", g.d.drv.graphLaunch(g.exec))
+}
+
+// Close destroys the graph. Closing twice, or after the device closed, does
+// nothing.
+func (g *Graph) Close() error {
+	g.d.mu.Lock()
+	defer g.d.mu.Unlock()
+	if g.exec != 0 && !g.d.closed && g.d.graphs[g.exec] {
+		runtime.LockOSThread()
+		g.d.drv.makeCurrent()
+		g.d.drv.graphDestroy(g.exec)
+		runtime.UnlockOSThread()
+		delete(g.d.graphs, g.exec)
+	}
+	g.exec = 0
+	return nil
 }

@@ -37,6 +37,15 @@ type driver interface {
 	gemm(g *Gemm) int
 	synchronize() int
 
+	// CUDA graphs: hasGraphs reports support; beginCapture starts
+	// recording the stream's work (relaxed mode), endCapture stops and
+	// instantiates it, graphLaunch replays an instance on the stream.
+	hasGraphs() bool
+	beginCapture() int
+	endCapture() (exec uintptr, code int)
+	graphLaunch(exec uintptr) int
+	graphDestroy(exec uintptr)
+
 	eventCreate() (uintptr, int)
 	eventRecord(e uintptr) int
 	eventSynchronize(e uintptr) int

@@ -177,6 +177,25 @@ type emuDriver struct {
 	events map[uintptr]float64
 	nextEv uintptr
 	noBLAS bool
+
+	// Graph capture: while capturing, launches, GEMMs, copies and memsets
+	// are recorded into rec instead of run; graphs holds the instantiated
+	// recordings, replayed in order by graphLaunch.
+	capturing bool
+	rec       []emuOp
+	graphs    map[uintptr][]emuOp
+	nextGraph uintptr
+}
+
+// emuOp is one recorded stream operation.
+type emuOp struct {
+	kind        byte // 'k' launch, 'g' gemm, 'c' dtod, 'm' memset
+	fn          uintptr
+	grid, block [3]uint32
+	vals        []uint64
+	gemm        Gemm
+	dst, src, n uint64
+	v           byte
 }
 
 func newDriver() driver { return &emuDriver{} }
@@ -213,6 +232,7 @@ var emuNames = map[int][2]string{
 	cudaErrorInvalidValue:        {"CUDA_ERROR_INVALID_VALUE", "invalid argument"},
 	cudaErrorOutOfMemory:         {"CUDA_ERROR_OUT_OF_MEMORY", "out of memory"},
 	cudaErrorNotFound:            {"CUDA_ERROR_NOT_FOUND", "named symbol not found"},
+	cudaErrorIllegalState:        {"CUDA_ERROR_ILLEGAL_STATE", "the operation cannot be performed in the present state"},
 	cudaErrorIllegalAddress:      {"CUDA_ERROR_ILLEGAL_ADDRESS", "an illegal memory access was encountered"},
 	cudaErrorLaunchOutOfResource: {"CUDA_ERROR_LAUNCH_OUT_OF_RESOURCES", "too many resources requested for launch"},
 	cudaErrorLaunchFailed:        {"CUDA_ERROR_LAUNCH_FAILED", "unspecified launch failure"},
@@ -268,11 +288,19 @@ func (e *emuDriver) dtoh(dst unsafe.Pointer, src uint64, n uint64) int {
 }
 
 func (e *emuDriver) dtod(dst, src uint64, n uint64) int {
+	if e.capturing {
+		e.rec = append(e.rec, emuOp{kind: 'c', dst: dst, src: src, n: n})
+		return 0
+	}
 	C.bk_emu_dtod(C.ulonglong(dst), C.ulonglong(src), C.size_t(n))
 	return 0
 }
 
 func (e *emuDriver) memsetD8(dst uint64, v byte, n uint64) int {
+	if e.capturing {
+		e.rec = append(e.rec, emuOp{kind: 'm', dst: dst, v: v, n: n})
+		return 0
+	}
 	C.bk_emu_memset(C.ulonglong(dst), C.int(v), C.size_t(n))
 	return 0
 }
@@ -294,6 +322,10 @@ func (e *emuDriver) function(name string) (uintptr, []int, int) {
 }
 
 func (e *emuDriver) launch(fn uintptr, grid, block [3]uint32, vals []uint64) int {
+	if e.capturing {
+		e.rec = append(e.rec, emuOp{kind: 'k', fn: fn, grid: grid, block: block, vals: append([]uint64(nil), vals...)})
+		return 0
+	}
 	emuFault.Lock()
 	fault := emuFault.code
 	emuFault.code = 0
@@ -324,6 +356,10 @@ func (e *emuDriver) gemm(g *Gemm) int {
 	if e.noBLAS {
 		return cudaErrorNotFound
 	}
+	if e.capturing {
+		e.rec = append(e.rec, emuOp{kind: 'g', gemm: *g})
+		return 0
+	}
 	switch g.Type {
 	case Float32:
 		C.bk_emu_gemm(C.ulonglong(g.C), C.ulonglong(g.A), C.ulonglong(g.B),
@@ -340,6 +376,58 @@ func (e *emuDriver) gemm(g *Gemm) int {
 }
 
 func (e *emuDriver) synchronize() int { return 0 }
+
+func (e *emuDriver) hasGraphs() bool { return true }
+
+func (e *emuDriver) beginCapture() int {
+	if e.capturing {
+		return cudaErrorIllegalState
+	}
+	e.capturing, e.rec = true, nil
+	return 0
+}
+
+func (e *emuDriver) endCapture() (uintptr, int) {
+	if !e.capturing {
+		return 0, cudaErrorIllegalState
+	}
+	e.capturing = false
+	if e.graphs == nil {
+		e.graphs = map[uintptr][]emuOp{}
+	}
+	e.nextGraph++
+	e.graphs[e.nextGraph], e.rec = e.rec, nil
+	return e.nextGraph, 0
+}
+
+// graphLaunch replays a recording; the first failing operation's code ends
+// it, as a faulting kernel ends a graph on a GPU.
+func (e *emuDriver) graphLaunch(exec uintptr) int {
+	ops, ok := e.graphs[exec]
+	if !ok || e.capturing {
+		return cudaErrorInvalidValue
+	}
+	for i := range ops {
+		op := &ops[i]
+		var rc int
+		switch op.kind {
+		case 'k':
+			rc = e.launch(op.fn, op.grid, op.block, op.vals)
+		case 'g':
+			rc = e.gemm(&op.gemm)
+		case 'c':
+			rc = e.dtod(op.dst, op.src, op.n)
+		case 'm':
+			rc = e.memsetD8(op.dst, op.v, op.n)
+		}
+		if rc != 0 {
+			return rc
+		}
+	}
+	return 0
+}
+
+func (e *emuDriver) graphDestroy(exec uintptr) { delete(e.graphs, exec) }
 
 func (e *emuDriver) eventCreate() (uintptr, int) {
 	e.nextEv++

@@ -34,6 +34,11 @@ func (noDriver) function(string) (uintptr, []int, int)              { return 0, 
 func (noDriver) launch(uintptr, [3]uint32, [3]uint32, []uint64) int { return cudaErrorInvalidValue }
 func (noDriver) gemm(*Gemm) int                                     { return cudaErrorInvalidValue }
 func (noDriver) synchronize() int                                   { return 0 }
+func (noDriver) hasGraphs() bool                                    { return false }
+func (noDriver) beginCapture() int                                  { return cudaErrorInvalidValue }
+func (noDriver) endCapture() (uintptr, int)                         { return 0, cudaErrorInvalidValue }
+func (noDriver) graphLaunch(uintptr) int                            { return cudaErrorInvalidValue }
+func (noDriver) graphDestroy(uintptr)                               {}
 func (noDriver) eventCreate() (uintptr, int)                        { return 0, cudaErrorInvalidValue }
 func (noDriver) eventRecord(uintptr) int                            { return 0 }
 func (noDriver) eventSynchronize(uintptr) int                       { return 0 }

@@ -30,6 +30,15 @@ static struct {
 	bk_pfn_cuMemcpyDtoH_v2 cuMemcpyDtoH;
 	bk_pfn_cuMemcpyDtoD_v2 cuMemcpyDtoD;
 	bk_pfn_cuMemsetD8_v2 cuMemsetD8;
+	bk_pfn_cuMemcpyDtoDAsync_v2 cuMemcpyDtoDAsync;
+	bk_pfn_cuMemsetD8Async cuMemsetD8Async;
+	// CUDA graphs (NULL when the driver lacks one: no graphs).
+	bk_pfn_cuStreamBeginCapture_v2 cuStreamBeginCapture;
+	bk_pfn_cuStreamEndCapture cuStreamEndCapture;
+	bk_pfn_cuGraphInstantiateWithFlags cuGraphInstantiateWithFlags;
+	bk_pfn_cuGraphLaunch cuGraphLaunch;
+	bk_pfn_cuGraphExecDestroy cuGraphExecDestroy;
+	bk_pfn_cuGraphDestroy cuGraphDestroy;
 	bk_pfn_cuModuleLoadData cuModuleLoadData;
 	bk_pfn_cuModuleUnload cuModuleUnload;
 	bk_pfn_cuModuleGetFunction cuModuleGetFunction;
@@ -87,6 +96,8 @@ static int bk_cu_load(char* err, int errlen) {
 	L(cuMemcpyDtoH, "cuMemcpyDtoH_v2");
 	L(cuMemcpyDtoD, "cuMemcpyDtoD_v2");
 	L(cuMemsetD8, "cuMemsetD8_v2");
+	L(cuMemcpyDtoDAsync, "cuMemcpyDtoDAsync_v2");
+	L(cuMemsetD8Async, "cuMemsetD8Async");
 	L(cuModuleLoadData, "cuModuleLoadData");
 	L(cuModuleUnload, "cuModuleUnload");
 	L(cuModuleGetFunction, "cuModuleGetFunction");
@@ -104,6 +115,12 @@ static int bk_cu_load(char* err, int errlen) {
 	bk_cu.cuEventElapsedTime = (bk_pfn_cuEventElapsedTime)dlsym(lib, "cuEventElapsedTime_v2");
 	if (!bk_cu.cuEventElapsedTime) { L(cuEventElapsedTime, "cuEventElapsedTime"); }
 #undef L
+	bk_cu.cuStreamBeginCapture = (bk_pfn_cuStreamBeginCapture_v2)dlsym(lib, "cuStreamBeginCapture_v2");
+	bk_cu.cuStreamEndCapture = (bk_pfn_cuStreamEndCapture)dlsym(lib, "cuStreamEndCapture");
+	bk_cu.cuGraphInstantiateWithFlags = (bk_pfn_cuGraphInstantiateWithFlags)dlsym(lib, "cuGraphInstantiateWithFlags");
+	bk_cu.cuGraphLaunch = (bk_pfn_cuGraphLaunch)dlsym(lib, "cuGraphLaunch");
+	bk_cu.cuGraphExecDestroy = (bk_pfn_cuGraphExecDestroy)dlsym(lib, "cuGraphExecDestroy");
+	bk_cu.cuGraphDestroy = (bk_pfn_cuGraphDestroy)dlsym(lib, "cuGraphDestroy");
 	bk_cu.lib = lib;
 	return 0;
 }
@@ -148,8 +165,30 @@ static int bk_mem_free(unsigned long long p) { return bk_cu.cuMemFree(p); }
 static int bk_mem_info(size_t* f, size_t* t) { return bk_cu.cuMemGetInfo(f, t); }
 static int bk_htod(unsigned long long d, const void* s, size_t n) { return bk_cu.cuMemcpyHtoD(d, s, n); }
 static int bk_dtoh(void* d, unsigned long long s, size_t n) { return bk_cu.cuMemcpyDtoH(d, s, n); }
-static int bk_dtod(unsigned long long d, unsigned long long s, size_t n) { return bk_cu.cuMemcpyDtoD(d, s, n); }
-static int bk_memset(unsigned long long d, unsigned char v, size_t n) { return bk_cu.cuMemsetD8(d, v, n); }
+// Device-to-device copies and memsets are queued on the stream (ordered with
+// the kernels, and capturable into a graph).
+static int bk_dtod(unsigned long long d, unsigned long long s, size_t n, uintptr_t st) { return bk_cu.cuMemcpyDtoDAsync(d, s, n, (CUstream)st); }
+static int bk_memset(unsigned long long d, unsigned char v, size_t n, uintptr_t st) { return bk_cu.cuMemsetD8Async(d, v, n, (CUstream)st); }
+static int bk_has_graphs(void) {
+	return bk_cu.cuStreamBeginCapture && bk_cu.cuStreamEndCapture && bk_cu.cuGraphInstantiateWithFlags &&
+	       bk_cu.cuGraphLaunch && bk_cu.cuGraphExecDestroy && bk_cu.cuGraphDestroy;
+}
+static int bk_begin_capture(uintptr_t st) { return bk_cu.cuStreamBeginCapture((CUstream)st, BK_CU_STREAM_CAPTURE_MODE_RELAXED); }
+// Ends the capture and instantiates the graph (the CUgraph itself is not
+// kept). On failure *exec stays 0.
+static int bk_end_capture(uintptr_t st, uintptr_t* exec) {
+	CUgraph g = 0;
+	*exec = 0;
+	int r = bk_cu.cuStreamEndCapture((CUstream)st, &g);
+	if (r != 0) { if (g) bk_cu.cuGraphDestroy(g); return r; }
+	CUgraphExec e = 0;
+	r = bk_cu.cuGraphInstantiateWithFlags(&e, g, 0);
+	bk_cu.cuGraphDestroy(g);
+	if (r == 0) *exec = (uintptr_t)e;
+	return r;
+}
+static int bk_graph_launch(uintptr_t e, uintptr_t st) { return bk_cu.cuGraphLaunch((CUgraphExec)e, (CUstream)st); }
+static void bk_graph_destroy(uintptr_t e) { bk_cu.cuGraphExecDestroy((CUgraphExec)e); }
 static int bk_module_load(const void* image, uintptr_t* mod) { CUmodule m = 0; int r = bk_cu.cuModuleLoadData(&m, image); *mod = (uintptr_t)m; return r; }
 static int bk_module_unload(uintptr_t mod) { return bk_cu.cuModuleUnload((CUmodule)mod); }
 static int bk_module_function(uintptr_t mod, const char* name, uintptr_t* fn) { CUfunction f = 0; int r = bk_cu.cuModuleGetFunction(&f, (CUmodule)mod, name); *fn = (uintptr_t)f; return r; }
@@ -364,11 +403,11 @@ func (r *realDriver) dtoh(dst unsafe.Pointer, src uint64, n uint64) int {
 }
 
 func (r *realDriver) dtod(dst, src uint64, n uint64) int {
-	return int(C.bk_dtod(C.ulonglong(dst), C.ulonglong(src), C.size_t(n)))
+	return int(C.bk_dtod(C.ulonglong(dst), C.ulonglong(src), C.size_t(n), r.stream))
 }
 
 func (r *realDriver) memsetD8(dst uint64, v byte, n uint64) int {
-	return int(C.bk_memset(C.ulonglong(dst), C.uchar(v), C.size_t(n)))
+	return int(C.bk_memset(C.ulonglong(dst), C.uchar(v), C.size_t(n), r.stream))
 }
 
 func (r *realDriver) function(name string) (uintptr, []int, int) {
@@ -422,6 +461,22 @@ func (r *realDriver) gemm(g *Gemm) int {
 }
 
 func (r *realDriver) synchronize() int { return int(C.bk_stream_sync(r.stream)) }
+
+func (r *realDriver) hasGraphs() bool { return C.bk_has_graphs() != 0 }
+
+func (r *realDriver) beginCapture() int { return int(C.bk_begin_capture(r.stream)) }
+
+func (r *realDriver) endCapture() (uintptr, int) {
+	var e C.uintptr_t
+	rc := C.bk_end_capture(r.stream, &e)
+	return uintptr(e), int(rc)
+}
+
+func (r *realDriver) graphLaunch(exec uintptr) int {
+	return int(C.bk_graph_launch(C.uintptr_t(exec), r.stream))
+}
+
+func (r *realDriver) graphDestroy(exec uintptr) { C.bk_graph_destroy(C.uintptr_t(exec)) }
 
 func (r *realDriver) eventCreate() (uintptr, int) {
 	var e C.uintptr_t

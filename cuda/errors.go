@@ -9,6 +9,10 @@ var (
 	// ErrUnavailable reports that CUDA cannot be used here: no cgo, no
 	// driver, no device, or a driver too old.
 	ErrUnavailable = errors.New("cuda: unavailable")
+	// ErrCapturing reports an operation that cannot be recorded into a
+	// graph (a copy from or to the host, a synchronisation, a nested
+	// capture) while the device's stream is being captured.
+	ErrCapturing = errors.New("cuda: not allowed while capturing a graph")
 	// ErrOutOfMemory is wrapped by every *OutOfMemoryError.
 	ErrOutOfMemory = errors.New("cuda: out of memory")
 	// ErrClosed reports use of a closed Device or Arena.
@@ -68,6 +72,7 @@ const (
 	cudaSuccess                  = 0
 	cudaErrorInvalidValue        = 1
 	cudaErrorOutOfMemory         = 2
+	cudaErrorIllegalState        = 401
 	cudaErrorNotFound            = 500
 	cudaErrorIllegalAddress      = 700
 	cudaErrorLaunchOutOfResource = 701

@@ -72,6 +72,10 @@ func TestHeaderMatchesCUDA(t *testing.T) {
 		{"cuStreamDestroy_v2", "cuStreamDestroy_v2"}, {"cuEventCreate", "cuEventCreate"}, {"cuEventRecord", "cuEventRecord"},
 		{"cuEventSynchronize", "cuEventSynchronize"}, {"cuEventElapsedTime", "cuEventElapsedTime_v2"},
 		{"cuEventDestroy_v2", "cuEventDestroy_v2"}, {"cuGetErrorName", "cuGetErrorName"}, {"cuGetErrorString", "cuGetErrorString"},
+		{"cuMemcpyDtoDAsync_v2", "cuMemcpyDtoDAsync_v2"}, {"cuMemsetD8Async", "cuMemsetD8Async"},
+		{"cuStreamBeginCapture_v2", "cuStreamBeginCapture_v2"}, {"cuStreamEndCapture", "cuStreamEndCapture"},
+		{"cuGraphInstantiateWithFlags", "cuGraphInstantiateWithFlags"}, {"cuGraphLaunch", "cuGraphLaunch"},
+		{"cuGraphExecDestroy", "cuGraphExecDestroy"}, {"cuGraphDestroy", "cuGraphDestroy"},
 	} {
 		fmt.Fprintf(&src, "SAME(%s, %s)\n", f.typ, f.sym)
 	}
@@ -96,6 +100,8 @@ static_assert(BK_CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT == CU_DEVICE_ATTRIBUTE
 static_assert(BK_CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MAJOR == CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MAJOR, "cc major");
 static_assert(BK_CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MINOR == CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MINOR, "cc minor");
 static_assert(BK_CU_STREAM_DEFAULT == CU_STREAM_DEFAULT && BK_CU_EVENT_DEFAULT == CU_EVENT_DEFAULT, "flags");
+static_assert(BK_CU_STREAM_CAPTURE_MODE_RELAXED == CU_STREAM_CAPTURE_MODE_RELAXED, "capture mode");
+static_assert(sizeof(CUstreamCaptureMode) == sizeof(int) && sizeof(CUgraph) == sizeof(void*) && sizeof(CUgraphExec) == sizeof(void*), "graph types");
 `)
 	// errors.go's CUresult values.
 	for _, c := range []struct {
@@ -103,7 +109,7 @@ static_assert(BK_CU_STREAM_DEFAULT == CU_STREAM_DEFAULT && BK_CU_EVENT_DEFAULT =
 		v    int
 	}{
 		{"CUDA_ERROR_INVALID_VALUE", cudaErrorInvalidValue}, {"CUDA_ERROR_OUT_OF_MEMORY", cudaErrorOutOfMemory},
-		{"CUDA_ERROR_NOT_FOUND", cudaErrorNotFound}, {"CUDA_ERROR_ILLEGAL_ADDRESS", cudaErrorIllegalAddress},
+		{"CUDA_ERROR_NOT_FOUND", cudaErrorNotFound}, {"CUDA_ERROR_ILLEGAL_STATE", cudaErrorIllegalState}, {"CUDA_ERROR_ILLEGAL_ADDRESS", cudaErrorIllegalAddress},
 		{"CUDA_ERROR_LAUNCH_OUT_OF_RESOURCES", cudaErrorLaunchOutOfResource}, {"CUDA_ERROR_LAUNCH_TIMEOUT", cudaErrorLaunchTimeout},
 		{"CUDA_ERROR_HARDWARE_STACK_ERROR", cudaErrorHardwareStack}, {"CUDA_ERROR_ILLEGAL_INSTRUCTION", cudaErrorIllegalInstruction},
 		{"CUDA_ERROR_MISALIGNED_ADDRESS", cudaErrorMisalignedAddress}, {"CUDA_ERROR_INVALID_ADDRESS_SPACE", cudaErrorInvalidAddressSpace},

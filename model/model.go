@@ -62,6 +62,12 @@ type Model struct {
 
 	weights []ops.Tensor // everything uploaded, for Close
 	tracer  TraceFunc
+
+	// Captured forward passes (graphs.go).
+	plans    map[planKey]*plan
+	tick     uint64
+	noGraphs bool
+	graphErr error
 }
 
 // New uploads w to the backend and returns the model. w must have been
@@ -188,6 +194,7 @@ func (m *Model) Backend() ops.Backend { return m.be }
 // Close frees the model's tensors on its backend. It does not close the
 // backend or the Weights.
 func (m *Model) Close() error {
+	m.freePlans()
 	for _, t := range m.weights {
 		m.be.Free(t)
 	}

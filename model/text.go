@@ -82,29 +82,35 @@ type crossKV struct {
 	width int
 }
 
-// encodeText runs the text encoder on tb, with cross-attention to kv when it
-// is not nil (the ITM branch), and returns the last hidden state (owned by
-// s): [Batch, Len, width], or, when clsOnly is set, only its [CLS] rows,
-// [Batch, 1, width]. Every caller reads only [CLS]; its last layer needs
-// every token's key and value but only its own query, attention output and
-// feed-forward, so clsOnly carries just that row through the last layer (the
-// same arithmetic for that row: exact). Tracing turns it off so every layer
-// is traced whole.
-func (m *Model) encodeText(ctx context.Context, s *scratch, tb TextBatch, kv *crossKV, clsOnly bool) ops.Tensor {
-	t := m.cfg.Text
-	b, n, d := tb.Batch, tb.Len, t.HiddenSize
-	heads := m.heads()
-
-	mask := s.upload(tb.additiveMask(), b, n)
-	x := s.new(b, n, d)
-	qkv := s.new(b, n, 3*d)
-	buf := textBuffers{q: s.new(b, n, d), a: s.new(b, n, d), mlp: s.new(b, n, t.IntermediateSize)}
-
+// textEmbed writes the text embeddings of tb into x ([Batch, Len, width]):
+// word and position embeddings, LayerNorm.
+func (m *Model) textEmbed(ctx context.Context, s *scratch, tb TextBatch, x ops.Tensor) {
 	s.do("text word embeddings", func() error { return m.be.Gather(ctx, x, m.wordEmb, tb.IDs) })
 	s.do("text position embeddings", func() error { return m.be.AddPositions(ctx, x, x, m.posEmb) })
 	s.do("text embeddings LayerNorm", func() error {
 		return m.be.LayerNorm(ctx, x, x, m.embNorm.w, m.embNorm.b, m.embNorm.eps)
 	})
+}
+
+// textLayers runs the text encoder's layers on the embeddings x ([Batch,
+// Len, width], updated in place) with the additive mask ([Batch, Len]), with
+// cross-attention to kv when it is not nil (the ITM branch), and returns the
+// last hidden state: x, or, when clsOnly is set, only its [CLS] rows,
+// [Batch, 1, width] (owned by s). Every caller reads only [CLS]; its last
+// layer needs every token's key and value but only its own attention
+// output and feed-forward, so clsOnly carries just that row from the last
+// self-attention on (the same arithmetic for that row: exact). Tracing turns
+// it off so every layer is traced whole.
+func (m *Model) textLayers(ctx context.Context, s *scratch, x, mask ops.Tensor, kv *crossKV, clsOnly bool) ops.Tensor {
+	if s.err != nil {
+		return nil
+	}
+	t := m.cfg.Text
+	xs := x.Shape()
+	b, n, d := xs[0], xs[1], xs[2]
+	heads := m.heads()
+	qkv := s.new(b, n, 3*d)
+	buf := textBuffers{q: s.new(b, n, d), a: s.new(b, n, d), mlp: s.new(b, n, t.IntermediateSize)}
 	prefix := "text"
 	if kv != nil {
 		prefix = "multimodal"
@@ -182,27 +188,56 @@ func (m *Model) TextEmbeddings(ctx context.Context, tb TextBatch) ([]float32, er
 	}
 	s := &scratch{be: m.be}
 	defer s.free()
-	x := m.encodeText(ctx, s, tb, nil, true)
-	d := m.cfg.ImageTextHiddenSize
-	cls := s.new(tb.Batch, m.cfg.Text.HiddenSize)
-	emb := s.new(tb.Batch, d)
-	s.do("text [CLS] row", func() error { return m.be.TakeRow(ctx, cls, x, 0) })
-	s.do("text_proj", func() error { return m.be.Linear(ctx, emb, cls, m.textProj.w, m.textProj.b, ops.ActNone) })
-	s.do("text embedding normalize", func() error { return m.be.L2Normalize(ctx, emb, emb) })
+	b, n, d := tb.Batch, tb.Len, m.cfg.Text.HiddenSize
+	var emb ops.Tensor
+	if p := m.graphPlan(ctx, planKey{kind: planText, batch: b, length: n}); p != nil {
+		m.textEmbed(ctx, s, tb, p.in)
+		s.do("writing the text mask", func() error { return p.cap.Write(ctx, p.mask, tb.additiveMask()) })
+		s.do("text encoder (replay)", func() error { return p.replay.Launch(ctx) })
+		emb = p.out
+	} else {
+		x := s.new(b, n, d)
+		m.textEmbed(ctx, s, tb, x)
+		emb = s.new(b, m.cfg.ImageTextHiddenSize)
+		m.textEmbeddingHead(ctx, s, m.textLayers(ctx, s, x, s.upload(tb.additiveMask(), b, n), nil, true), emb)
+	}
 	if s.err != nil {
 		return nil, s.err
 	}
-	out := make([]float32, tb.Batch*d)
+	out := make([]float32, emb.Len())
 	if err := m.be.Download(ctx, out, emb); err != nil {
 		return nil, fmt.Errorf("model: downloading text embeddings: %w", err)
 	}
 	return out, nil
 }
 
+// textEmbeddingHead writes normalize(text_proj(h[:, 0])) into emb ([Batch,
+// 256]) from the last hidden state h.
+func (m *Model) textEmbeddingHead(ctx context.Context, s *scratch, h, emb ops.Tensor) {
+	if s.err != nil {
+		return
+	}
+	cls := s.new(h.Shape()[0], m.cfg.Text.HiddenSize)
+	s.do("text [CLS] row", func() error { return m.be.TakeRow(ctx, cls, h, 0) })
+	s.do("text_proj", func() error { return m.be.Linear(ctx, emb, cls, m.textProj.w, m.textProj.b, ops.ActNone) })
+	s.do("text embedding normalize", func() error { return m.be.L2Normalize(ctx, emb, emb) })
+}
+
+// itmHeadRows writes itm_head(h[:, 0]) into logits ([Batch, 2]) from the
+// multimodal encoder's last hidden state h.
+func (m *Model) itmHeadRows(ctx context.Context, s *scratch, h, logits ops.Tensor) {
+	if s.err != nil {
+		return
+	}
+	cls := s.new(h.Shape()[0], m.cfg.Text.HiddenSize)
+	s.do("multimodal [CLS] row", func() error { return m.be.TakeRow(ctx, cls, h, 0) })
+	s.do("itm_head", func() error { return m.be.Linear(ctx, logits, cls, m.itmHead.w, m.itmHead.b, ops.ActNone) })
+}
+
 // ITMLogits runs the multimodal encoder: every text of tb against image
 // `image` of f. It returns [Batch, 2] raw logits, index 1 meaning "match".
-// The image's cross-attention keys and values are computed once per layer
-// and shared by the whole batch.
+// The image's cross-attention keys and values for every layer are computed
+// once (one matrix multiply) and shared by the whole batch.
 func (m *Model) ITMLogits(ctx context.Context, f *ImageFeatures, image int, tb TextBatch) ([]float32, error) {
 	if f == nil || f.t == nil || f.m != m {
 		return nil, fmt.Errorf("%w: image features missing, freed or from another model", ErrInput)
@@ -216,24 +251,36 @@ func (m *Model) ITMLogits(ctx context.Context, f *ImageFeatures, image int, tb T
 	s := &scratch{be: m.be}
 	defer s.free()
 	t := m.cfg.Text
+	b, n, d := tb.Batch, tb.Len, t.HiddenSize
 	img := f.t
 	if f.n > 1 {
 		img = s.new(1, f.tokens, f.width)
 		s.do("selecting the image", func() error { return m.be.CopyRows(ctx, img, f.t, image*f.tokens) })
 	}
-	kv := &crossKV{t: s.new(1, f.tokens, 2*len(m.text)*t.HiddenSize), width: t.HiddenSize}
-	s.do("every text layer's cross keys and values", func() error {
-		return m.be.Linear(ctx, kv.t, img, m.crossKV.w, m.crossKV.b, ops.ActNone)
-	})
-	x := m.encodeText(ctx, s, tb, kv, true)
-	cls := s.new(tb.Batch, t.HiddenSize)
-	logits := s.new(tb.Batch, 2)
-	s.do("multimodal [CLS] row", func() error { return m.be.TakeRow(ctx, cls, x, 0) })
-	s.do("itm_head", func() error { return m.be.Linear(ctx, logits, cls, m.itmHead.w, m.itmHead.b, ops.ActNone) })
+	crossKeys := func(kv ops.Tensor) {
+		s.do("every text layer's cross keys and values", func() error {
+			return m.be.Linear(ctx, kv, img, m.crossKV.w, m.crossKV.b, ops.ActNone)
+		})
+	}
+	var logits ops.Tensor
+	if p := m.graphPlan(ctx, planKey{kind: planITM, batch: b, length: n, tokens: f.tokens}); p != nil {
+		m.textEmbed(ctx, s, tb, p.in)
+		s.do("writing the text mask", func() error { return p.cap.Write(ctx, p.mask, tb.additiveMask()) })
+		crossKeys(p.kv)
+		s.do("multimodal encoder (replay)", func() error { return p.replay.Launch(ctx) })
+		logits = p.out
+	} else {
+		kv := &crossKV{t: s.new(1, f.tokens, 2*len(m.text)*d), width: d}
+		crossKeys(kv.t)
+		x := s.new(b, n, d)
+		m.textEmbed(ctx, s, tb, x)
+		logits = s.new(b, 2)
+		m.itmHeadRows(ctx, s, m.textLayers(ctx, s, x, s.upload(tb.additiveMask(), b, n), kv, true), logits)
+	}
 	if s.err != nil {
 		return nil, s.err
 	}
-	out := make([]float32, tb.Batch*2)
+	out := make([]float32, b*2)
 	if err := m.be.Download(ctx, out, logits); err != nil {
 		return nil, fmt.Errorf("model: downloading ITM logits: %w", err)
 	}

@@ -78,13 +78,35 @@ func (m *Model) EncodeImages(ctx context.Context, pixels []float32, n int) (*Ima
 	tok, dv := m.cfg.NumImageTokens(), v.HiddenSize
 	s := &scratch{be: m.be}
 	defer s.free()
-
-	pix := s.upload(pixels, n, NumChannels, size, size)
 	feats, err := m.be.New(n, tok, dv)
 	if err != nil {
 		return nil, fmt.Errorf("model: allocating image features: %w", err)
 	}
-	x := feats
+	if p := m.graphPlan(ctx, planKey{kind: planVision, batch: n}); p != nil {
+		// Replay: new pixels into the plan's input, the captured encoder,
+		// the plan's output copied into features the caller owns.
+		s.do("writing pixels", func() error { return p.cap.Write(ctx, p.in, pixels) })
+		s.do("vision encoder (replay)", func() error { return p.replay.Launch(ctx) })
+		s.do("copying image features", func() error { return m.be.CopyRows(ctx, feats, p.out, 0) })
+	} else {
+		pix := s.upload(pixels, n, NumChannels, size, size)
+		m.visionForward(ctx, s, pix, feats)
+	}
+	if s.err != nil {
+		m.be.Free(feats)
+		return nil, s.err
+	}
+	return &ImageFeatures{m: m, t: feats, n: n, tokens: tok, width: dv}, nil
+}
+
+// visionForward runs the ViT on pix ([n, 3, size, size]) into x ([n, tokens,
+// width]): patch and position embeddings, the layers, post_layernorm.
+func (m *Model) visionForward(ctx context.Context, s *scratch, pix, x ops.Tensor) {
+	if s.err != nil {
+		return
+	}
+	v := m.cfg.Vision
+	n, tok, dv := x.Shape()[0], x.Shape()[1], x.Shape()[2]
 	h := s.new(n, tok, dv)
 	qkv := s.new(n, tok, 3*dv)
 	a := s.new(n, tok, dv)
@@ -126,11 +148,6 @@ func (m *Model) EncodeImages(ctx context.Context, pixels []float32, n int) (*Ima
 		m.trace(ctx, s, trace, h)
 	}
 	m.trace(ctx, s, "vision.post_layernorm", x)
-	if s.err != nil {
-		m.be.Free(feats)
-		return nil, s.err
-	}
-	return &ImageFeatures{m: m, t: feats, n: n, tokens: tok, width: dv}, nil
 }
 
 // ImageEmbeddings returns the ITC embeddings of the images: [n, 256],

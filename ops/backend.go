@@ -208,3 +208,29 @@ type Backend interface {
 	// as PyTorch's F.normalize. x, out: [..., D]. out may alias x.
 	L2Normalize(ctx context.Context, out, x Tensor) error
 }
+
+// Capturer is implemented by backends that can record a sequence of
+// operations once and replay it for the cost of one call (the CUDA backend:
+// CUDA graphs). A replay reads and writes exactly the tensors the captured
+// operations used, so the caller allocates its inputs and outputs before
+// capturing, keeps them alive while the Replay is, and refreshes the inputs
+// with Write before each Launch. Tensors allocated inside the capture live
+// in memory owned by the Replay.
+type Capturer interface {
+	// Capture records the backend operations fn issues without running
+	// them. Operations that move data from or to the host (Upload,
+	// Download, Write, Gather's ids) fail inside fn.
+	Capture(ctx context.Context, fn func() error) (Replay, error)
+	// Write copies data (converted to t's dtype) into the existing tensor t,
+	// in order with the operations queued before it.
+	Write(ctx context.Context, t Tensor, data []float32) error
+}
+
+// Replay is a captured sequence of operations.
+type Replay interface {
+	// Launch runs the sequence once more, on the captured tensors.
+	Launch(ctx context.Context) error
+	// Close releases the recording and the memory of the tensors allocated
+	// while capturing.
+	Close() error
+}

@@ -40,7 +40,10 @@ type CUDA struct {
 	kernelGEMM bool
 	// simtAttention keeps 16-bit attention off the tensor-core kernel.
 	simtAttention bool
-	closed        atomic.Bool
+	// capturing is set while Capture records; acts is then the graph's
+	// private arena.
+	capturing bool
+	closed    atomic.Bool
 }
 
 // CUDAOption configures NewCUDA.

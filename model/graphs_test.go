@@ -1,0 +1,98 @@
+package model
+
+import (
+	"context"
+	"errors"
+	"math"
+	"path/filepath"
+	"testing"
+
+	"github.com/blipcuda/blipcuda/cuda"
+	"github.com/blipcuda/blipcuda/ops"
+)
+
+// TestGraphsMatchEager runs the tiny models on the CUDA backend (emulated
+// under -tags cudaemu; skipped without one) with captured forward passes and
+// without: the first call of each shape captures, later calls replay on new
+// inputs, and every result must equal the eager pass bit for bit (the same
+// kernels on the same data, only launched differently).
+func TestGraphsMatchEager(t *testing.T) {
+	f := loadFixtures(t)
+	ctx := context.Background()
+	for _, name := range []string{"tiny-base", "tiny-large"} {
+		t.Run(name, func(t *testing.T) {
+			be, err := ops.NewCUDA()
+			if err != nil {
+				if errors.Is(err, cuda.ErrUnavailable) {
+					t.Skipf("no CUDA backend: %v", err)
+				}
+				t.Fatal(err)
+			}
+			defer be.Close()
+			cfg := tinyConfig(t, name)
+			w, err := OpenWeights(filepath.Join(fixtureDir, name), cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer w.Close()
+			m, err := New(be, cfg, w)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer m.Close()
+			fx := f.Models[name]
+			px := fixturePixels(t, fx)
+			nImg := len(fx.Images)
+			per := len(px) / nImg
+			texts := fx.BLIP.ITMInputIDs
+			run := func() (out [][]float32) {
+				// Each image alone (shape [1, ...]: captured once, then
+				// replayed on the other images), then the batch.
+				for i := range nImg {
+					feats, err := m.EncodeImages(ctx, px[i*per:(i+1)*per], 1)
+					if err != nil {
+						t.Fatal(err)
+					}
+					raw, err := feats.Download(ctx)
+					if err != nil {
+						t.Fatal(err)
+					}
+					out = append(out, raw)
+					for _, tb := range []TextBatch{batchOf(texts), batchOf(texts[:1]), batchOf(texts)} {
+						l, err := m.ITMLogits(ctx, feats, 0, tb)
+						if err != nil {
+							t.Fatal(err)
+						}
+						out = append(out, l)
+					}
+					feats.Free()
+				}
+				for _, tb := range []TextBatch{batchOf(fx.BLIP.InputIDs), batchOf(fx.BLIP.InputIDs[1:]), batchOf(fx.BLIP.InputIDs)} {
+					e, err := m.TextEmbeddings(ctx, tb)
+					if err != nil {
+						t.Fatal(err)
+					}
+					out = append(out, e)
+				}
+				return out
+			}
+			graphs := run()
+			if err := m.GraphError(); err != nil {
+				t.Fatalf("a capture failed: %v", err)
+			}
+			if len(m.plans) == 0 {
+				t.Fatal("no forward pass was captured")
+			}
+			t.Logf("%d plans captured", len(m.plans))
+			m.SetGraphs(false)
+			eager := run()
+			for i := range eager {
+				for j := range eager[i] {
+					if math.Float32bits(graphs[i][j]) != math.Float32bits(eager[i][j]) {
+						t.Fatalf("result %d, value %d: graph %v, eager %v", i, j, graphs[i][j], eager[i][j])
+					}
+				}
+			}
+		})
+	}
+}
