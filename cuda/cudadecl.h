@@ -12,6 +12,7 @@
 #define BK_CUDADECL_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #ifndef BK_USE_REAL_CUDA_TYPES
 typedef int CUresult;                  /* enum cudaError_enum */
@@ -26,13 +27,33 @@ typedef void* CUgraph;
 typedef void* CUgraphExec;
 typedef int CUstreamCaptureMode;       /* enum CUstreamCaptureMode_enum */
 typedef int CUdevice_attribute;
+typedef int cudaDataType;              /* enum cudaDataType_t (library_types.h) */
+#endif
+
+/* With BK_USE_REAL_CUBLAS_TYPES (the test, when cuBLAS headers exist) these
+ * come from cublas_api.h and cublasLt.h. */
+#ifndef BK_USE_REAL_CUBLAS_TYPES
 typedef int cublasStatus_t;
 typedef void* cublasHandle_t;
 typedef int cublasOperation_t;
 typedef int cublasMath_t;
-typedef int cudaDataType;              /* enum cudaDataType_t (library_types.h) */
 typedef int cublasComputeType_t;
 typedef int cublasGemmAlgo_t;
+typedef void* cublasLtHandle_t;
+typedef void* cublasLtMatmulDesc_t;
+typedef void* cublasLtMatrixLayout_t;
+typedef void* cublasLtMatmulPreference_t;
+typedef int cublasLtMatmulDescAttributes_t;
+typedef int cublasLtMatrixLayoutAttribute_t;
+typedef int cublasLtMatmulPreferenceAttributes_t;
+typedef struct { uint64_t data[8]; } cublasLtMatmulAlgo_t;
+typedef struct {
+  cublasLtMatmulAlgo_t algo;
+  size_t workspaceSize;
+  cublasStatus_t state;
+  float wavesCount;
+  int reserved[4];
+} cublasLtMatmulHeuristicResult_t;
 #endif
 
 /* ABI values (cuda.h, cublas_api.h). */
@@ -53,6 +74,14 @@ typedef int cublasGemmAlgo_t;
 #define BK_CUDA_R_16BF 14
 #define BK_CUBLAS_COMPUTE_32F 68
 #define BK_CUBLAS_GEMM_DEFAULT (-1)
+#define BK_CUBLAS_STATUS_NOT_SUPPORTED 15
+#define BK_CUBLASLT_MATMUL_DESC_TRANSA 3
+#define BK_CUBLASLT_MATMUL_DESC_TRANSB 4
+#define BK_CUBLASLT_MATMUL_DESC_EPILOGUE 7
+#define BK_CUBLASLT_MATMUL_DESC_BIAS_POINTER 8
+#define BK_CUBLASLT_EPILOGUE_DEFAULT 1
+#define BK_CUBLASLT_EPILOGUE_BIAS 4
+#define BK_CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES 1
 
 /* Driver API (libcuda.so.1). The _v2 names are the exported symbols. */
 typedef CUresult (*bk_pfn_cuInit)(unsigned int flags);
@@ -111,5 +140,34 @@ typedef cublasStatus_t (*bk_pfn_cublasGemmStridedBatchedEx)(
     const void* alpha, const void* A, cudaDataType Atype, int lda, long long int strideA, const void* B,
     cudaDataType Btype, int ldb, long long int strideB, const void* beta, void* C, cudaDataType Ctype, int ldc,
     long long int strideC, int batchCount, cublasComputeType_t computeType, cublasGemmAlgo_t algo);
+
+/* cuBLASLt (libcublasLt.so.13 / .12 / .11): GEMMs with a bias epilogue. */
+typedef cublasStatus_t (*bk_pfn_cublasLtCreate)(cublasLtHandle_t* lightHandle);
+typedef cublasStatus_t (*bk_pfn_cublasLtDestroy)(cublasLtHandle_t lightHandle);
+typedef cublasStatus_t (*bk_pfn_cublasLtMatmulDescCreate)(cublasLtMatmulDesc_t* matmulDesc, cublasComputeType_t computeType,
+                                                           cudaDataType scaleType);
+typedef cublasStatus_t (*bk_pfn_cublasLtMatmulDescDestroy)(cublasLtMatmulDesc_t matmulDesc);
+typedef cublasStatus_t (*bk_pfn_cublasLtMatmulDescSetAttribute)(cublasLtMatmulDesc_t matmulDesc,
+                                                                 cublasLtMatmulDescAttributes_t attr, const void* buf,
+                                                                 size_t sizeInBytes);
+typedef cublasStatus_t (*bk_pfn_cublasLtMatrixLayoutCreate)(cublasLtMatrixLayout_t* matLayout, cudaDataType type,
+                                                             uint64_t rows, uint64_t cols, int64_t ld);
+typedef cublasStatus_t (*bk_pfn_cublasLtMatrixLayoutDestroy)(cublasLtMatrixLayout_t matLayout);
+typedef cublasStatus_t (*bk_pfn_cublasLtMatmulPreferenceCreate)(cublasLtMatmulPreference_t* pref);
+typedef cublasStatus_t (*bk_pfn_cublasLtMatmulPreferenceDestroy)(cublasLtMatmulPreference_t pref);
+typedef cublasStatus_t (*bk_pfn_cublasLtMatmulPreferenceSetAttribute)(cublasLtMatmulPreference_t pref,
+                                                                       cublasLtMatmulPreferenceAttributes_t attr,
+                                                                       const void* buf, size_t sizeInBytes);
+typedef cublasStatus_t (*bk_pfn_cublasLtMatmulAlgoGetHeuristic)(
+    cublasLtHandle_t lightHandle, cublasLtMatmulDesc_t operationDesc, cublasLtMatrixLayout_t Adesc,
+    cublasLtMatrixLayout_t Bdesc, cublasLtMatrixLayout_t Cdesc, cublasLtMatrixLayout_t Ddesc,
+    cublasLtMatmulPreference_t preference, int requestedAlgoCount,
+    cublasLtMatmulHeuristicResult_t heuristicResultsArray[], int* returnAlgoCount);
+typedef cublasStatus_t (*bk_pfn_cublasLtMatmul)(cublasLtHandle_t lightHandle, cublasLtMatmulDesc_t computeDesc,
+                                                 const void* alpha, const void* A, cublasLtMatrixLayout_t Adesc,
+                                                 const void* B, cublasLtMatrixLayout_t Bdesc, const void* beta,
+                                                 const void* C, cublasLtMatrixLayout_t Cdesc, void* D,
+                                                 cublasLtMatrixLayout_t Ddesc, const cublasLtMatmulAlgo_t* algo,
+                                                 void* workspace, size_t workspaceSizeInBytes, CUstream stream);
 
 #endif /* BK_CUDADECL_H */

@@ -26,6 +26,7 @@ type Info struct {
 	TotalMemory   uint64
 	BLAS          string // the cuBLAS library opened ("" when none)
 	BLAS16        bool   // cuBLAS multiplies float16/bfloat16 (cublasGemmStridedBatchedEx)
+	BLASLt        bool   // cuBLASLt is open: Gemm with a Bias epilogue
 }
 
 // options of Open.
@@ -62,8 +63,9 @@ type Device struct {
 	poison error
 	closed bool
 
-	capturing bool             // the stream is being captured into a graph
-	graphs    map[uintptr]bool // instantiated graphs, destroyed by Close
+	ltFallbacks int              // GemmBias calls cuBLASLt could not run
+	capturing   bool             // the stream is being captured into a graph
+	graphs      map[uintptr]bool // instantiated graphs, destroyed by Close
 }
 
 type kernel struct {
@@ -413,8 +415,13 @@ const (
 // 0 broadcasts). C is overwritten (β = 0). For Float32 no TF32: float32 FMA
 // throughout. For Float16 and BFloat16, A, B and C all have that type; the
 // products are accumulated in float32 (tensor cores) and C rounded once.
+//
+// Bias, when not 0, points to N values of the element type added to every
+// row of C inside the GEMM (the cuBLASLt bias epilogue, before C is rounded):
+// only with Batch 1, and only where Info.BLASLt.
 type Gemm struct {
 	Type                      ElemType
+	Bias                      DevicePtr
 	C, A, B                   DevicePtr
 	M, N, K                   int
 	Lda, Ldb, Ldc             int
@@ -440,6 +447,9 @@ func (d *Device) Gemm(ctx context.Context, g Gemm) error {
 		return err
 	}
 	defer done()
+	if g.Bias != 0 {
+		return fmt.Errorf("cuda: %s: a bias needs GemmBias", op)
+	}
 	call := "cublasSgemmStridedBatched"
 	if g.Type != Float32 {
 		if !d.info.BLAS16 {
@@ -448,6 +458,41 @@ func (d *Device) Gemm(ctx context.Context, g Gemm) error {
 		call = "cublasGemmStridedBatchedEx"
 	}
 	return d.errorLocked(call, d.drv.gemm(&g))
+}
+
+// GemmBias runs g, whose Bias is set and Batch is 1, through cuBLASLt with
+// the bias epilogue. It reports false, having done nothing, when cuBLASLt is
+// not open or has no algorithm for the shape (the caller then adds the bias
+// itself).
+func (d *Device) GemmBias(ctx context.Context, g Gemm) (bool, error) {
+	const op = "gemm+bias"
+	if err := ctx.Err(); err != nil {
+		return false, fmt.Errorf("cuda: %s: %w", op, err)
+	}
+	if !d.info.BLASLt {
+		return false, nil
+	}
+	if g.Bias == 0 || g.Batch != 1 || g.M <= 0 || g.N <= 0 || g.K < 0 || g.Lda < max(g.K, 1) || g.Ldb < max(g.K, 1) || g.Ldc < g.N {
+		return false, fmt.Errorf("cuda: %s: bad shape M=%d N=%d K=%d lda=%d ldb=%d ldc=%d batch=%d bias=%#x", op, g.M, g.N, g.K, g.Lda, g.Ldb, g.Ldc, g.Batch, g.Bias)
+	}
+	done, err := d.enter(op)
+	if err != nil {
+		return false, err
+	}
+	defer done()
+	code := d.drv.gemm(&g)
+	if code == errNoEpilogue {
+		d.ltFallbacks++
+		return false, nil
+	}
+	return true, d.errorLocked("cublasLtMatmul", code)
+}
+
+// LtFallbacks counts the GemmBias calls cuBLASLt had no algorithm for.
+func (d *Device) LtFallbacks() int {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.ltFallbacks
 }
 
 // Synchronize waits for the stream's work.

@@ -125,12 +125,138 @@ static int bk_cu_load(char* err, int errlen) {
 	return 0;
 }
 
+static struct {
+	void* lib;
+	bk_pfn_cublasLtCreate create;
+	bk_pfn_cublasLtDestroy destroy;
+	bk_pfn_cublasLtMatmulDescCreate descCreate;
+	bk_pfn_cublasLtMatmulDescDestroy descDestroy;
+	bk_pfn_cublasLtMatmulDescSetAttribute descSet;
+	bk_pfn_cublasLtMatrixLayoutCreate layoutCreate;
+	bk_pfn_cublasLtMatrixLayoutDestroy layoutDestroy;
+	bk_pfn_cublasLtMatmulPreferenceCreate prefCreate;
+	bk_pfn_cublasLtMatmulPreferenceDestroy prefDestroy;
+	bk_pfn_cublasLtMatmulPreferenceSetAttribute prefSet;
+	bk_pfn_cublasLtMatmulAlgoGetHeuristic heuristic;
+	bk_pfn_cublasLtMatmul matmul;
+} bk_lt;
+
+// bk_dlopen_cuda opens a CUDA library by soname, then in the toolkit's
+// usual directories ($CUDA_HOME/lib64, /usr/local/cuda/lib64) when the
+// loader's search path lacks it.
+static void* bk_dlopen_cuda(const char* soname) {
+	void* lib = dlopen(soname, RTLD_NOW | RTLD_LOCAL);
+	if (lib) return lib;
+	const char* dirs[] = {getenv("CUDA_HOME"), "/usr/local/cuda", "/usr/local/cuda/targets/x86_64-linux"};
+	char path[4096];
+	for (int i = 0; i < 3 && !lib; i++) {
+		if (!dirs[i] || !dirs[i][0]) continue;
+		snprintf(path, sizeof path, "%s/lib64/%s", dirs[i], soname);
+		lib = dlopen(path, RTLD_NOW | RTLD_LOCAL);
+		if (!lib) {
+			snprintf(path, sizeof path, "%s/lib/%s", dirs[i], soname);
+			lib = dlopen(path, RTLD_NOW | RTLD_LOCAL);
+		}
+	}
+	return lib;
+}
+
+// bk_lt_load opens cuBLASLt of the same major version as cuBLAS. Returns 0
+// or -1 (none: GEMMs then add their bias in a separate kernel).
+static int bk_lt_load(const char* soname) {
+	if (bk_lt.lib) return 0;
+	void* lib = bk_dlopen_cuda(soname);
+	if (!lib) return -1;
+#define LT(field, name) bk_lt.field = (void*)dlsym(lib, name); if (!bk_lt.field) { dlclose(lib); memset(&bk_lt, 0, sizeof bk_lt); return -1; }
+	LT(create, "cublasLtCreate");
+	LT(destroy, "cublasLtDestroy");
+	LT(descCreate, "cublasLtMatmulDescCreate");
+	LT(descDestroy, "cublasLtMatmulDescDestroy");
+	LT(descSet, "cublasLtMatmulDescSetAttribute");
+	LT(layoutCreate, "cublasLtMatrixLayoutCreate");
+	LT(layoutDestroy, "cublasLtMatrixLayoutDestroy");
+	LT(prefCreate, "cublasLtMatmulPreferenceCreate");
+	LT(prefDestroy, "cublasLtMatmulPreferenceDestroy");
+	LT(prefSet, "cublasLtMatmulPreferenceSetAttribute");
+	LT(heuristic, "cublasLtMatmulAlgoGetHeuristic");
+	LT(matmul, "cublasLtMatmul");
+#undef LT
+	bk_lt.lib = lib;
+	return 0;
+}
+
+static int bk_lt_create(uintptr_t* h) { cublasLtHandle_t l = 0; int r = bk_lt.create(&l); *h = (uintptr_t)l; return r; }
+static void bk_lt_destroy(uintptr_t h) { bk_lt.destroy((cublasLtHandle_t)h); }
+
+// A cuBLASLt plan for one GEMM shape: row-major C[M,N] = A[M,K]·B[N,K]ᵀ (+
+// bias[N]) as column-major Cᵀ = op(B)·A with op = T, exactly as
+// bk_blas_sgemm_nt maps it; float32 compute (no TF32), the bias epilogue.
+typedef struct {
+	cublasLtMatmulDesc_t desc;
+	cublasLtMatrixLayout_t a, b, c;
+	cublasLtMatmulAlgo_t algo;
+} bk_lt_plan;
+
+static void bk_lt_plan_free(bk_lt_plan* p) {
+	if (!p) return;
+	if (p->a) bk_lt.layoutDestroy(p->a);
+	if (p->b) bk_lt.layoutDestroy(p->b);
+	if (p->c) bk_lt.layoutDestroy(p->c);
+	if (p->desc) bk_lt.descDestroy(p->desc);
+	free(p);
+}
+
+// Returns 0 with *out set, BK_CUBLAS_STATUS_NOT_SUPPORTED when no algorithm
+// fits, or another cuBLAS status.
+static int bk_lt_plan_make(uintptr_t h, int type, int M, int N, int K, int lda, int ldb, int ldc, int bias,
+                           size_t workspace, bk_lt_plan** out) {
+	*out = NULL;
+	bk_lt_plan* p = (bk_lt_plan*)calloc(1, sizeof *p);
+	if (!p) return 3; // CUBLAS_STATUS_ALLOC_FAILED
+	int r = bk_lt.descCreate(&p->desc, BK_CUBLAS_COMPUTE_32F, BK_CUDA_R_32F);
+	int32_t opT = BK_CUBLAS_OP_T, opN = BK_CUBLAS_OP_N;
+	uint32_t epi = bias ? BK_CUBLASLT_EPILOGUE_BIAS : BK_CUBLASLT_EPILOGUE_DEFAULT;
+	if (!r) r = bk_lt.descSet(p->desc, BK_CUBLASLT_MATMUL_DESC_TRANSA, &opT, sizeof opT);
+	if (!r) r = bk_lt.descSet(p->desc, BK_CUBLASLT_MATMUL_DESC_TRANSB, &opN, sizeof opN);
+	if (!r) r = bk_lt.descSet(p->desc, BK_CUBLASLT_MATMUL_DESC_EPILOGUE, &epi, sizeof epi);
+	if (!r) r = bk_lt.layoutCreate(&p->a, type, (uint64_t)K, (uint64_t)N, ldb);
+	if (!r) r = bk_lt.layoutCreate(&p->b, type, (uint64_t)K, (uint64_t)M, lda);
+	if (!r) r = bk_lt.layoutCreate(&p->c, type, (uint64_t)N, (uint64_t)M, ldc);
+	cublasLtMatmulPreference_t pref = 0;
+	if (!r) r = bk_lt.prefCreate(&pref);
+	uint64_t ws = workspace;
+	if (!r) r = bk_lt.prefSet(pref, BK_CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &ws, sizeof ws);
+	cublasLtMatmulHeuristicResult_t res;
+	memset(&res, 0, sizeof res);
+	int n = 0;
+	if (!r) r = bk_lt.heuristic((cublasLtHandle_t)h, p->desc, p->a, p->b, p->c, p->c, pref, 1, &res, &n);
+	if (pref) bk_lt.prefDestroy(pref);
+	if (!r && (n < 1 || res.state != 0)) r = BK_CUBLAS_STATUS_NOT_SUPPORTED;
+	if (r) { bk_lt_plan_free(p); return r; }
+	p->algo = res.algo;
+	*out = p;
+	return 0;
+}
+
+static int bk_lt_matmul(uintptr_t h, bk_lt_plan* p, unsigned long long C, unsigned long long A, unsigned long long B,
+                        unsigned long long bias, unsigned long long ws, size_t wsSize, uintptr_t stream) {
+	if (bias) {
+		const void* bp = (const void*)(uintptr_t)bias;
+		int r = bk_lt.descSet(p->desc, BK_CUBLASLT_MATMUL_DESC_BIAS_POINTER, &bp, sizeof bp);
+		if (r) return r;
+	}
+	const float alpha = 1.0f, beta = 0.0f;
+	return bk_lt.matmul((cublasLtHandle_t)h, p->desc, &alpha, (const void*)(uintptr_t)B, p->a, (const void*)(uintptr_t)A, p->b,
+	                    &beta, (const void*)(uintptr_t)C, p->c, (void*)(uintptr_t)C, p->c, &p->algo,
+	                    (void*)(uintptr_t)ws, wsSize, (CUstream)stream);
+}
+
 // bk_blas_load opens cuBLAS (13, 12, 11). Returns 0 or -1 (none usable).
 static int bk_blas_load(void) {
 	if (bk_blas.lib) return 0;
 	static const char* names[] = {"libcublas.so.13", "libcublas.so.12", "libcublas.so.11"};
 	for (int i = 0; i < 3; i++) {
-		void* lib = dlopen(names[i], RTLD_NOW | RTLD_LOCAL);
+		void* lib = bk_dlopen_cuda(names[i]);
 		if (!lib) continue;
 		bk_blas.create = (bk_pfn_cublasCreate_v2)dlsym(lib, "cublasCreate_v2");
 		bk_blas.destroy = (bk_pfn_cublasDestroy_v2)dlsym(lib, "cublasDestroy_v2");
@@ -247,6 +373,7 @@ import "C"
 
 import (
 	"fmt"
+	"strings"
 	"unsafe"
 )
 
@@ -263,6 +390,22 @@ type realDriver struct {
 	module C.uintptr_t
 	blas   C.uintptr_t
 	names  map[string]*C.char
+
+	// cuBLASLt: the handle, its workspace, and a plan per GEMM shape (nil:
+	// no algorithm for that shape).
+	lt      C.uintptr_t
+	ltWS    uint64
+	ltPlans map[ltKey]*C.bk_lt_plan
+}
+
+// ltWorkspace is the cuBLASLt workspace (what NVIDIA recommends for Hopper).
+const ltWorkspace = 32 << 20
+
+// ltKey is the shape of a cuBLASLt plan.
+type ltKey struct {
+	typ                    ElemType
+	m, n, k, lda, ldb, ldc int
+	bias                   bool
 }
 
 func newDriver() driver { return &realDriver{names: map[string]*C.char{}} }
@@ -331,6 +474,18 @@ func (r *realDriver) open(ordinal int, noBLAS bool) (Info, error) {
 		if C.bk_blas_create(r.stream, &r.blas) == 0 {
 			info.BLAS = C.GoString(C.bk_blas_soname())
 			info.BLAS16 = C.bk_blas_has_gemm16() != 0
+			lt := C.CString(strings.Replace(info.BLAS, "libcublas.", "libcublasLt.", 1))
+			if C.bk_lt_load(lt) == 0 && C.bk_lt_create(&r.lt) == 0 {
+				var ws C.ulonglong
+				if C.bk_mem_alloc(&ws, ltWorkspace) == 0 {
+					r.ltWS, r.ltPlans = uint64(ws), map[ltKey]*C.bk_lt_plan{}
+					info.BLASLt = true
+				} else {
+					C.bk_lt_destroy(r.lt)
+					r.lt = 0
+				}
+			}
+			C.free(unsafe.Pointer(lt))
 		}
 	}
 	return info, nil
@@ -343,6 +498,15 @@ func (r *realDriver) close() {
 		return
 	}
 	C.bk_ctx_set(r.ctx)
+	for k, p := range r.ltPlans {
+		C.bk_lt_plan_free(p)
+		delete(r.ltPlans, k)
+	}
+	if r.lt != 0 {
+		C.bk_lt_destroy(r.lt)
+		C.bk_mem_free(C.ulonglong(r.ltWS))
+		r.lt, r.ltWS = 0, 0
+	}
 	if r.blas != 0 {
 		C.bk_blas_destroy(r.blas)
 		r.blas = 0
@@ -430,9 +594,50 @@ func (r *realDriver) launch(fn uintptr, grid, block [3]uint32, vals []uint64) in
 		C.uint(block[0]), C.uint(block[1]), C.uint(block[2]), r.stream, vp, C.int(len(vals))))
 }
 
+// gemmBias runs a batch-1 GEMM with the bias epilogue through cuBLASLt;
+// errNoEpilogue when cuBLASLt has no algorithm for the shape.
+func (r *realDriver) gemmBias(g *Gemm) int {
+	if r.lt == 0 {
+		return errNoEpilogue
+	}
+	k := ltKey{typ: g.Type, m: g.M, n: g.N, k: g.K, lda: g.Lda, ldb: g.Ldb, ldc: g.Ldc, bias: g.Bias != 0}
+	p, ok := r.ltPlans[k]
+	if !ok {
+		t := C.int(C.BK_CUDA_R_32F)
+		switch g.Type {
+		case Float16:
+			t = C.BK_CUDA_R_16F
+		case BFloat16:
+			t = C.BK_CUDA_R_16BF
+		}
+		bias := C.int(0)
+		if k.bias {
+			bias = 1
+		}
+		rc := C.bk_lt_plan_make(r.lt, t, C.int(g.M), C.int(g.N), C.int(g.K), C.int(g.Lda), C.int(g.Ldb), C.int(g.Ldc),
+			bias, C.size_t(ltWorkspace), &p)
+		if rc != 0 && rc != C.BK_CUBLAS_STATUS_NOT_SUPPORTED {
+			return blasBase + int(rc)
+		}
+		r.ltPlans[k] = p // nil when not supported: remembered
+	}
+	if p == nil {
+		return errNoEpilogue
+	}
+	rc := int(C.bk_lt_matmul(r.lt, p, C.ulonglong(g.C), C.ulonglong(g.A), C.ulonglong(g.B), C.ulonglong(g.Bias),
+		C.ulonglong(r.ltWS), C.size_t(ltWorkspace), r.stream))
+	if rc != 0 {
+		return blasBase + rc
+	}
+	return 0
+}
+
 func (r *realDriver) gemm(g *Gemm) int {
 	if r.blas == 0 {
 		return cudaErrorNotFound
+	}
+	if g.Bias != 0 {
+		return r.gemmBias(g)
 	}
 	var rc int
 	switch g.Type {

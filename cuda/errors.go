@@ -69,10 +69,13 @@ func (e *OutOfMemoryError) Unwrap() []error {
 
 // CUDA driver result codes used by this package (cuda.h, CUresult).
 const (
-	cudaSuccess                  = 0
-	cudaErrorInvalidValue        = 1
-	cudaErrorOutOfMemory         = 2
-	cudaErrorIllegalState        = 401
+	cudaSuccess           = 0
+	cudaErrorInvalidValue = 1
+	cudaErrorOutOfMemory  = 2
+	cudaErrorIllegalState = 401
+	// errNoEpilogue is no CUresult: a driver's "cuBLASLt has no algorithm
+	// for this shape" (GemmBias then reports false).
+	errNoEpilogue                = -2
 	cudaErrorNotFound            = 500
 	cudaErrorIllegalAddress      = 700
 	cudaErrorLaunchOutOfResource = 701

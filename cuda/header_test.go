@@ -56,11 +56,9 @@ func TestHeaderMatchesCUDA(t *testing.T) {
 	var src strings.Builder
 	src.WriteString("#include <cuda.h>\n#include <library_types.h>\n#include <type_traits>\n")
 	if haveBLAS {
-		src.WriteString("#include <cublas_v2.h>\n")
-	} else {
-		src.WriteString("typedef int cublasStatus_t; typedef void* cublasHandle_t; typedef int cublasOperation_t; typedef int cublasMath_t; typedef int cublasComputeType_t; typedef int cublasGemmAlgo_t;\n")
+		src.WriteString("#include <cublas_v2.h>\n#include <cublasLt.h>\n#define BK_USE_REAL_CUBLAS_TYPES\n")
 	}
-	src.WriteString("#define BK_USE_REAL_CUDA_TYPES\n#include \"cudadecl.h\"\n")
+	src.WriteString("#include <cstddef>\n#define BK_USE_REAL_CUDA_TYPES\n#include \"cudadecl.h\"\n")
 	// Initialising our pointer type from &sym compiles only when one
 	// declaration of sym (cuBLAS's C++ header overloads some) has exactly
 	// that type.
@@ -86,13 +84,23 @@ func TestHeaderMatchesCUDA(t *testing.T) {
 		fmt.Fprintf(&src, "SAME(%s, %s)\n", f.typ, f.sym)
 	}
 	if haveBLAS {
-		for _, f := range []string{"cublasCreate_v2", "cublasDestroy_v2", "cublasSetStream_v2", "cublasSetMathMode", "cublasSgemmStridedBatched", "cublasGemmStridedBatchedEx"} {
+		for _, f := range []string{"cublasCreate_v2", "cublasDestroy_v2", "cublasSetStream_v2", "cublasSetMathMode", "cublasSgemmStridedBatched", "cublasGemmStridedBatchedEx",
+			"cublasLtCreate", "cublasLtDestroy", "cublasLtMatmulDescCreate", "cublasLtMatmulDescDestroy", "cublasLtMatmulDescSetAttribute",
+			"cublasLtMatrixLayoutCreate", "cublasLtMatrixLayoutDestroy", "cublasLtMatmulPreferenceCreate", "cublasLtMatmulPreferenceDestroy",
+			"cublasLtMatmulPreferenceSetAttribute", "cublasLtMatmulAlgoGetHeuristic", "cublasLtMatmul"} {
 			fmt.Fprintf(&src, "SAME(%s, %s)\n", f, f)
 		}
 		src.WriteString(`static_assert(BK_CUBLAS_OP_N == CUBLAS_OP_N && BK_CUBLAS_OP_T == CUBLAS_OP_T, "cublasOperation_t");
 static_assert(BK_CUBLAS_DEFAULT_MATH == CUBLAS_DEFAULT_MATH && BK_CUBLAS_TF32_TENSOR_OP_MATH == CUBLAS_TF32_TENSOR_OP_MATH, "cublasMath_t");
 static_assert(BK_CUBLAS_STATUS_SUCCESS == CUBLAS_STATUS_SUCCESS, "cublasStatus_t");
 static_assert(BK_CUBLAS_COMPUTE_32F == CUBLAS_COMPUTE_32F && BK_CUBLAS_GEMM_DEFAULT == CUBLAS_GEMM_DEFAULT, "cublasComputeType_t, cublasGemmAlgo_t");
+static_assert(BK_CUBLAS_STATUS_NOT_SUPPORTED == CUBLAS_STATUS_NOT_SUPPORTED, "not supported");
+static_assert(BK_CUBLASLT_MATMUL_DESC_TRANSA == CUBLASLT_MATMUL_DESC_TRANSA && BK_CUBLASLT_MATMUL_DESC_TRANSB == CUBLASLT_MATMUL_DESC_TRANSB, "Lt trans");
+static_assert(BK_CUBLASLT_MATMUL_DESC_EPILOGUE == CUBLASLT_MATMUL_DESC_EPILOGUE && BK_CUBLASLT_MATMUL_DESC_BIAS_POINTER == CUBLASLT_MATMUL_DESC_BIAS_POINTER, "Lt epilogue attributes");
+static_assert(BK_CUBLASLT_EPILOGUE_DEFAULT == CUBLASLT_EPILOGUE_DEFAULT && BK_CUBLASLT_EPILOGUE_BIAS == CUBLASLT_EPILOGUE_BIAS, "Lt epilogues");
+static_assert(BK_CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES == CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, "Lt workspace preference");
+static_assert(sizeof(cublasLtMatmulHeuristicResult_t) == 96 && offsetof(cublasLtMatmulHeuristicResult_t, workspaceSize) == 64 &&
+              offsetof(cublasLtMatmulHeuristicResult_t, state) == 72 && sizeof(cublasLtMatmulAlgo_t) == 64, "heuristic result layout (cudadecl.h's stand-in)");
 `)
 	}
 	// The stand-in types of cudadecl.h have the real types' size.

@@ -554,9 +554,10 @@ func nmse(got, want []float32) float64 {
 }
 
 // cudaVariants are the CUDA backends the cases run on: float32 with the
-// default GEMM path (cuBLAS, or the host reference GEMM under emulation) and
-// with the bk_gemm_nt kernels; float16 and bfloat16 likewise, plus their
-// attention on the CUDA-core kernels instead of the tensor-core one. only
+// default GEMM path (cuBLAS and cuBLASLt, or the host reference GEMM under
+// emulation), without cuBLASLt's bias epilogue, and with the bk_gemm_nt
+// kernels; float16 and bfloat16 likewise, plus their attention on the
+// CUDA-core kernels instead of the tensor-core one. only
 // limits a variant to the cases whose name starts with one of its prefixes.
 var cudaVariants = []struct {
 	name  string
@@ -565,8 +566,10 @@ var cudaVariants = []struct {
 	only  []string
 }{
 	{"blas", F32, nil, nil},
+	{"blas-noLt", F32, []CUDAOption{WithoutBiasEpilogue()}, []string{"Linear"}},
 	{"kernelgemm", F32, []CUDAOption{WithKernelGEMM()}, gemmOps},
 	{"f16", F16, nil, nil},
+	{"f16-noLt", F16, []CUDAOption{WithoutBiasEpilogue()}, []string{"Linear"}},
 	{"f16-kernelgemm", F16, []CUDAOption{WithKernelGEMM()}, gemmOps},
 	{"f16-simt", F16, []CUDAOption{WithSIMTAttention()}, []string{"Attention"}},
 	{"bf16", BF16, nil, nil},
@@ -596,6 +599,11 @@ func TestBackendOps(t *testing.T) {
 					})
 					checkCase(t, cpu, be, c, seed)
 				})
+			}
+			// Every bias-only Linear should have run in cuBLASLt's epilogue:
+			// a fallback is correct but slower, and worth knowing on a GPU.
+			if n := be.Device().LtFallbacks(); n > 0 {
+				t.Errorf("cuBLASLt had no algorithm for %d bias GEMMs (they fell back to cuBLAS + bk_bias_act)", n)
 			}
 		})
 	}

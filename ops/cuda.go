@@ -40,6 +40,8 @@ type CUDA struct {
 	kernelGEMM bool
 	// simtAttention keeps 16-bit attention off the tensor-core kernel.
 	simtAttention bool
+	// noLt keeps biases out of cuBLASLt's epilogue.
+	noLt bool
 	// capturing is set while Capture records; acts is then the graph's
 	// private arena.
 	capturing bool
@@ -54,6 +56,13 @@ type cudaConfig struct {
 	dtype         DType
 	kernelGEMM    bool
 	simtAttention bool
+	noLt          bool
+}
+
+// WithoutBiasEpilogue adds Linear biases in a separate kernel after cuBLAS
+// instead of in cuBLASLt's bias epilogue; for tests and comparisons.
+func WithoutBiasEpilogue() CUDAOption {
+	return func(c *cudaConfig) { c.noLt = true }
 }
 
 // WithSIMTAttention runs 16-bit attention on the CUDA-core kernels
@@ -100,6 +109,7 @@ func NewCUDA(opts ...CUDAOption) (*CUDA, error) {
 		acts:          dev.NewArena("activations", 64<<20),
 		dtype:         cfg.dtype,
 		simtAttention: cfg.simtAttention,
+		noLt:          cfg.noLt,
 		kernelGEMM:    cfg.kernelGEMM || !dev.HasBLAS() || (cfg.dtype != F32 && !dev.Info().BLAS16),
 	}, nil
 }
@@ -139,10 +149,14 @@ func (c *CUDA) bytes(n int) uint64 { return uint64(n) * uint64(c.dtype.Size()) }
 // Device returns the underlying device.
 func (c *CUDA) Device() *cuda.Device { return c.dev }
 
-// GEMM names the matrix-multiply path: the cuBLAS library, or "bk_gemm_nt".
+// GEMM names the matrix-multiply path: the cuBLAS library (with "+ Lt
+// bias epilogue" when cuBLASLt adds the biases), or "bk_gemm_nt".
 func (c *CUDA) GEMM() string {
 	if c.kernelGEMM {
 		return "bk_gemm_nt"
+	}
+	if c.dev.Info().BLASLt && !c.noLt {
+		return c.dev.Info().BLAS + " + Lt bias epilogue"
 	}
 	return c.dev.Info().BLAS
 }

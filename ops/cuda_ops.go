@@ -27,10 +27,22 @@ var (
 )
 
 // gemmNT computes C = A·Bᵀ (+bias, act) for batched row-major operands:
-// cuBLAS then bk_bias_act_f32 over rows×N of C when bias or act is set
-// (biasRows rows, contiguous at C with stride N), or one bk_gemm_nt launch.
+// with a bias and no activation, one cuBLASLt GEMM with the bias epilogue
+// (batch 1, where cuBLASLt has an algorithm); otherwise cuBLAS then
+// bk_bias_act over rows×N of C when bias or act is set (biasRows rows,
+// contiguous at C with stride N); or one bk_gemm_nt launch. (cuBLASLt's
+// GELU epilogue is the tanh approximation, not the erf GELU, so GELU
+// layers keep the separate epilogue kernel.)
 func (c *CUDA) gemmNT(ctx context.Context, g cuda.Gemm, bias cuda.DevicePtr, act Activation, biasRows int) error {
 	if !c.kernelGEMM {
+		if bias != 0 && act == ActNone && g.Batch == 1 && !c.noLt {
+			gb := g
+			gb.Bias = bias
+			done, err := c.dev.GemmBias(ctx, gb)
+			if err != nil || done {
+				return err
+			}
+		}
 		if err := c.dev.Gemm(ctx, g); err != nil {
 			return err
 		}
