@@ -468,7 +468,7 @@ func (r *realDriver) open(ordinal int, noBLAS bool) (Info, error) {
 	C.free(img)
 	if rc != 0 {
 		r.close()
-		return fail(fmt.Sprintf("cuModuleLoadData (embedded fatbin, %d bytes, sm_80..sm_90 + PTX 9.0; driver %d)", len(fatbin), info.DriverVersion), rc)
+		return fail(fmt.Sprintf("cuModuleLoadData (embedded fatbin, %d bytes, SASS sm_80, sm_90 + PTX 9.0; driver %d)", len(fatbin), info.DriverVersion), rc)
 	}
 	if !noBLAS && C.bk_blas_load() == 0 {
 		if C.bk_blas_create(r.stream, &r.blas) == 0 {

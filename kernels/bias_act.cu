@@ -18,6 +18,13 @@
 //   scalar: otherwise.
 // Both are grid-stride loops, so any grid size is correct.
 //
+// Element types: bk_bias_act_{f32,f16,bf16} and bk_add_{f32,f16,bf16}, one
+// templated body each. In _f16/_bf16 out, x, bias, a, b are __half* /
+// __nv_bfloat16*; the arithmetic is float32 as in _f32 (x + bias, GELU) and
+// the result is rounded once (RNE): without GELU, and for add, the output is
+// exactly RNE(float32 sum of the inputs). Vector path: 4 elements per access
+// (8 bytes for 16-bit types), pointers 4·sizeof(T)-aligned.
+//
 // Aliasing: out may alias x (bias_act) or a or b (add) exactly; no partial
 // overlap.
 //
@@ -32,7 +39,7 @@
 //   Any block size that is a multiple of 32 up to 1024 also works.
 //
 // Resources (nvcc 13.0 -O3, sm_90): bk_bias_act_f32 32 registers, bk_add_f32 32
-// registers; no shared memory, no spills.
+// registers; f16/bf16: 28 and 26 each; no shared memory, no spills (sm_80..sm_90).
 #include "common.cuh"
 
 namespace bk_ew {
@@ -47,16 +54,14 @@ __device__ __forceinline__ float4 act4(float4 v, int act) {
   return v;
 }
 
-}  // namespace bk_ew
-
 // out, x: [rows, cols]; bias: [cols] or NULL.
-extern "C" __global__ void __launch_bounds__(256)
-    bk_bias_act_f32(float* out, const float* x, const float* bias, int rows, int cols, int act) {
-  using namespace bk;
+template <class T>
+__device__ __forceinline__ void bias_act(T* out, const T* x, const T* bias, int rows, int cols, int act) {
   const long long n = (long long)rows * cols;
   const long long start = (long long)blockIdx.x * blockDim.x + threadIdx.x;
   const long long step = (long long)gridDim.x * blockDim.x;
-  const bool vec = aligned16(out) && aligned16(x) && aligned16(bias) && (bias == nullptr || cols % 4 == 0);
+  const bool vec =
+      vec_aligned<T>(out) && vec_aligned<T>(x) && vec_aligned<T>(bias) && (bias == nullptr || cols % 4 == 0);
   if (vec) {
     const long long n4 = n / 4;
     const int c4 = cols / 4;
@@ -69,27 +74,26 @@ extern "C" __global__ void __launch_bounds__(256)
         v.z += b.z;
         v.w += b.w;
       }
-      store4(out + 4 * i, bk_ew::act4(v, act));
+      store4(out + 4 * i, act4(v, act));
     }
     // Scalar tail (only without a bias: with one, n % 4 == 0).
-    for (long long i = 4 * n4 + start; i < n; i += step) out[i] = apply_act(x[i], act);
+    for (long long i = 4 * n4 + start; i < n; i += step) out[i] = from_f32<T>(apply_act(to_f32(x[i]), act));
     return;
   }
   for (long long i = start; i < n; i += step) {
-    float v = x[i];
-    if (bias) v += bias[int(i) % cols];
-    out[i] = apply_act(v, act);
+    float v = to_f32(x[i]);
+    if (bias) v += to_f32(bias[int(i) % cols]);
+    out[i] = from_f32<T>(apply_act(v, act));
   }
 }
-BK_KERNEL(bk_bias_act_f32);
 
 // out, a, b: [n].
-extern "C" __global__ void __launch_bounds__(256) bk_add_f32(float* out, const float* a, const float* b, int n) {
-  using namespace bk;
+template <class T>
+__device__ __forceinline__ void add(T* out, const T* a, const T* b, int n) {
   const long long start = (long long)blockIdx.x * blockDim.x + threadIdx.x;
   const long long step = (long long)gridDim.x * blockDim.x;
   long long done = 0;
-  if (aligned16(out) && aligned16(a) && aligned16(b)) {
+  if (vec_aligned<T>(out) && vec_aligned<T>(a) && vec_aligned<T>(b)) {
     const long long n4 = n / 4;
     for (long long i = start; i < n4; i += step) {
       const float4 x = load4(a + 4 * i), y = load4(b + 4 * i);
@@ -97,6 +101,26 @@ extern "C" __global__ void __launch_bounds__(256) bk_add_f32(float* out, const f
     }
     done = 4 * n4;
   }
-  for (long long i = done + start; i < n; i += step) out[i] = a[i] + b[i];
+  for (long long i = done + start; i < n; i += step) out[i] = from_f32<T>(to_f32(a[i]) + to_f32(b[i]));
 }
-BK_KERNEL(bk_add_f32);
+
+}  // namespace bk_ew
+
+#define BK_BIAS_ACT(NAME, T)                                                                      \
+  extern "C" __global__ void __launch_bounds__(256)                                              \
+      NAME(T* out, const T* x, const T* bias, int rows, int cols, int act) {                     \
+    bk_ew::bias_act<T>(out, x, bias, rows, cols, act);                                           \
+  }                                                                                               \
+  BK_KERNEL(NAME)
+#define BK_ADD(NAME, T)                                                                           \
+  extern "C" __global__ void __launch_bounds__(256) NAME(T* out, const T* a, const T* b, int n) { \
+    bk_ew::add<T>(out, a, b, n);                                                                  \
+  }                                                                                               \
+  BK_KERNEL(NAME)
+
+BK_BIAS_ACT(bk_bias_act_f32, float);
+BK_BIAS_ACT(bk_bias_act_f16, __half);
+BK_BIAS_ACT(bk_bias_act_bf16, __nv_bfloat16);
+BK_ADD(bk_add_f32, float);
+BK_ADD(bk_add_f16, __half);
+BK_ADD(bk_add_bf16, __nv_bfloat16);

@@ -33,6 +33,18 @@
 //   Host rule: ceil(M/128)·ceil(N/128)·batch ≥ number of SMs → variant 1,
 //   else variant 2 (both are always correct).
 //
+// Element types: bk_gemm_nt[_small]_{f32,f16,bf16}, one templated body, same
+// parameters; in _f16/_bf16 C, A, B and bias are __half* / __nv_bfloat16*
+// (ld* and stride* still count elements). Tiles are converted to float32 on
+// the global load (shared memory and the FFMA loop are the f32 kernel's), the
+// accumulator is float32, bias + GELU are applied in float32 and the result is
+// rounded once (RNE) at the store. Vector loads/stores are 4 elements (8 bytes
+// for 16-bit types) under the same rules with 4·sizeof(T)-byte alignment.
+// No tensor cores: this is a correctness fallback, not the fast half GEMM.
+// Measured (emulation, vs float64 on the rounded inputs, K up to 3072):
+// NMSE ≤ 4.5e-8 (f16) / 3.0e-6 (bf16) on multi-element outputs, ≤ 8.2e-8 /
+// 1.2e-5 on 1×1 outputs (one rounding error squared) — output rounding only.
+//
 // Launch rules (host):
 //   bk_gemm_nt_f32(float* C, const float* A, const float* B, const float* bias,
 //                  int M, int N, int K, int lda, int ldb, int ldc,
@@ -47,6 +59,7 @@
 // Resources (nvcc 13.0 -O3 --resource-usage, sm_90; no spills on sm_80..sm_90):
 //   bk_gemm_nt_f32        127 registers (2 blocks = 512 threads per SM), 16 896 B static shared
 //   bk_gemm_nt_small_f32   63 registers, 17 408 B static shared
+//   f16 and bf16: the same (127 / 63 registers, same static shared).
 #include "common.cuh"
 
 namespace bk_gemm {
@@ -54,26 +67,27 @@ namespace bk_gemm {
 using namespace bk;
 
 // Loads 4 consecutive k of one row (zero beyond the edges).
-__device__ __forceinline__ float4 load_k4(const float* base, int ld, int row, int rows, int k, int K, bool vec) {
+template <class T>
+__device__ __forceinline__ float4 load_k4(const T* base, int ld, int row, int rows, int k, int K, bool vec) {
   float4 r = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
   if (row < rows) {
-    const float* p = base + (long long)row * ld + k;
+    const T* p = base + (long long)row * ld + k;
     if (vec && k + 3 < K) {
       r = load4(p);
     } else {
-      if (k < K) r.x = p[0];
-      if (k + 1 < K) r.y = p[1];
-      if (k + 2 < K) r.z = p[2];
-      if (k + 3 < K) r.w = p[3];
+      if (k < K) r.x = to_f32(p[0]);
+      if (k + 1 < K) r.y = to_f32(p[1]);
+      if (k + 2 < K) r.z = to_f32(p[2]);
+      if (k + 3 < K) r.w = to_f32(p[3]);
     }
   }
   return r;
 }
 
-template <int BM, int BN, int BK, int TM, int TN>
-__device__ __forceinline__ void gemm_nt(float* C, const float* A, const float* B, const float* bias, int M, int N,
-                                        int K, int lda, int ldb, int ldc, long long strideA, long long strideB,
-                                        long long strideC, int act) {
+template <int BM, int BN, int BK, int TM, int TN, class T>
+__device__ __forceinline__ void gemm_nt(T* C, const T* A, const T* B, const T* bias, int M, int N, int K, int lda,
+                                        int ldb, int ldc, long long strideA, long long strideB, long long strideC,
+                                        int act) {
   constexpr int NT = (BM / TM) * (BN / TN);
   constexpr int TX = BN / TN;  // threads along N
   constexpr int SA = BM + 4;   // shared row stride (floats) of the k-major A tile
@@ -93,9 +107,9 @@ __device__ __forceinline__ void gemm_nt(float* C, const float* A, const float* B
   B += z * strideB;
   C += z * strideC;
   const int m0 = blockIdx.y * BM, n0 = blockIdx.x * BN;
-  const bool vecA = lda % 4 == 0 && strideA % 4 == 0 && aligned16(A);
-  const bool vecB = ldb % 4 == 0 && strideB % 4 == 0 && aligned16(B);
-  const bool vecC = ldc % 4 == 0 && strideC % 4 == 0 && aligned16(C);
+  const bool vecA = lda % 4 == 0 && strideA % 4 == 0 && vec_aligned<T>(A);
+  const bool vecB = ldb % 4 == 0 && strideB % 4 == 0 && vec_aligned<T>(B);
+  const bool vecC = ldc % 4 == 0 && strideC % 4 == 0 && vec_aligned<T>(C);
 
   float acc[TM][TN];
 #pragma unroll
@@ -182,12 +196,12 @@ __device__ __forceinline__ void gemm_nt(float* C, const float* A, const float* B
     const int nb = n0 + gj * (BN / GN) + tx * 4;
     float bv[4];
 #pragma unroll
-    for (int e = 0; e < 4; ++e) bv[e] = (bias != nullptr && nb + e < N) ? bias[nb + e] : 0.0f;
+    for (int e = 0; e < 4; ++e) bv[e] = (bias != nullptr && nb + e < N) ? to_f32(bias[nb + e]) : 0.0f;
 #pragma unroll
     for (int i = 0; i < TM; ++i) {
       const int m = m0 + (i / 4) * (BM / GM) + ty * 4 + (i % 4);
       if (m >= M) continue;
-      float* crow = C + (long long)m * ldc;
+      T* crow = C + (long long)m * ldc;
       float o[4];
 #pragma unroll
       for (int e = 0; e < 4; ++e) o[e] = apply_act(acc[i][4 * gj + e] + bv[e], act);
@@ -196,7 +210,7 @@ __device__ __forceinline__ void gemm_nt(float* C, const float* A, const float* B
       } else {
 #pragma unroll
         for (int e = 0; e < 4; ++e)
-          if (nb + e < N) crow[nb + e] = o[e];
+          if (nb + e < N) crow[nb + e] = from_f32<T>(o[e]);
       }
     }
   }
@@ -205,17 +219,23 @@ __device__ __forceinline__ void gemm_nt(float* C, const float* A, const float* B
 }  // namespace bk_gemm
 
 // C: [batch][M, N] (ldc); A: [batch][M, K] (lda); B: [batch][N, K] (ldb); bias: [N] or NULL.
-extern "C" __global__ void __launch_bounds__(256)
-    bk_gemm_nt_f32(float* C, const float* A, const float* B, const float* bias, int M, int N, int K, int lda,
-                   int ldb, int ldc, long long strideA, long long strideB, long long strideC, int act) {
-  bk_gemm::gemm_nt<128, 128, 8, 8, 8>(C, A, B, bias, M, N, K, lda, ldb, ldc, strideA, strideB, strideC, act);
-}
-BK_KERNEL(bk_gemm_nt_f32);
+// NAME: 128×128 tiles; NAME_SMALL: the same contract with 64×64 tiles.
+#define BK_GEMM_NT(NAME, NAME_SMALL, T)                                                                          \
+  extern "C" __global__ void __launch_bounds__(256)                                                             \
+      NAME(T* C, const T* A, const T* B, const T* bias, int M, int N, int K, int lda, int ldb, int ldc,         \
+           long long strideA, long long strideB, long long strideC, int act) {                                  \
+    bk_gemm::gemm_nt<128, 128, 8, 8, 8, T>(C, A, B, bias, M, N, K, lda, ldb, ldc, strideA, strideB, strideC,    \
+                                           act);                                                                 \
+  }                                                                                                              \
+  BK_KERNEL(NAME);                                                                                               \
+  extern "C" __global__ void __launch_bounds__(256)                                                             \
+      NAME_SMALL(T* C, const T* A, const T* B, const T* bias, int M, int N, int K, int lda, int ldb, int ldc,   \
+                 long long strideA, long long strideB, long long strideC, int act) {                            \
+    bk_gemm::gemm_nt<64, 64, 16, 4, 4, T>(C, A, B, bias, M, N, K, lda, ldb, ldc, strideA, strideB, strideC,     \
+                                          act);                                                                  \
+  }                                                                                                              \
+  BK_KERNEL(NAME_SMALL)
 
-// Same contract as bk_gemm_nt_f32 with 64×64 tiles.
-extern "C" __global__ void __launch_bounds__(256)
-    bk_gemm_nt_small_f32(float* C, const float* A, const float* B, const float* bias, int M, int N, int K, int lda,
-                         int ldb, int ldc, long long strideA, long long strideB, long long strideC, int act) {
-  bk_gemm::gemm_nt<64, 64, 16, 4, 4>(C, A, B, bias, M, N, K, lda, ldb, ldc, strideA, strideB, strideC, act);
-}
-BK_KERNEL(bk_gemm_nt_small_f32);
+BK_GEMM_NT(bk_gemm_nt_f32, bk_gemm_nt_small_f32, float);
+BK_GEMM_NT(bk_gemm_nt_f16, bk_gemm_nt_small_f16, __half);
+BK_GEMM_NT(bk_gemm_nt_bf16, bk_gemm_nt_small_bf16, __nv_bfloat16);

@@ -1,17 +1,20 @@
 #!/usr/bin/env bash
-# scripts/device-check.sh DIR — the GPU checks of the CUDA backend, in under
+# scripts/device-check.sh DIR — the GPU checks of the CUDA backend, in about
 # five minutes, on a machine with a CUDA 13.0 driver (nvcc, Python, torch and
 # transformers may be there; Go is not needed). DIR comes from
 # scripts/build-device-check.sh. Writes $OUT/device-check/report.md plus one
 # log per step; exits non-zero when a step failed.
 #
-# Steps (each under its own timeout; the sum stays below 300 s):
+# Steps (each under its own timeout; the sum stays below 330 s):
 #   1. nvidia-smi, driver and device          (10 s)
 #   2. cuda package tests on the device       (40 s)
 #   3. the op-by-op differential suite + error tests, both GEMM paths (70 s)
 #   4. whole-model parity of the tiny models on the device (50 s)
 #   5. compute-sanitizer --tool memcheck over the differential suite (90 s)
-#   6. op benchmarks, GPU timings             (35 s)
+#   6. op benchmarks at BLIP shapes, F32/F16/BF16, with floors (60 s)
+#
+# The comparison with transformers is a separate run on the same directory:
+# scripts/compare-gpu.sh DIR (about 4 minutes; writes $OUT/compare/report.md).
 set -uo pipefail
 dir=$(cd "${1:?usage: device-check.sh DIR}" && pwd)
 out="${OUT:-$dir/out}/device-check"
@@ -62,10 +65,13 @@ else
   echo "- **5-memcheck**: skipped, no compute-sanitizer on PATH or in /usr/local/cuda/bin" >>"$report"
 fi
 
-step 6-bench 35 "$tree/ops" "$bin/ops.test" -test.run '^$' -test.bench 'CUDAOps' -test.benchtime 20x
+step 6-bench 60 "$tree/ops" "$bin/ops.test" -test.run '^$' -test.bench 'CUDAOps' -test.benchtime 10x
 {
   echo
   echo "## Benchmarks (GPU timings, stream-synchronised)"
+  echo
+  echo "floor-us: max(FLOPs / compute ceiling, bytes / bandwidth) with the measured H100/H200 ceilings of"
+  echo "shared/reference/performance.md; pct-floor = floor / measured (see ops/backend_ops_bench_test.go)."
   echo
   echo '```'
   grep -E '^Benchmark' "$out/6-bench.log" || echo "(none)"

@@ -14,6 +14,7 @@
 #include "cuda_emu.cc"
 
 #include "../attention.cu"
+#include "../attention_mma.cu"
 #include "../bias_act.cu"
 #include "../embed.cu"
 #include "../gemm.cu"

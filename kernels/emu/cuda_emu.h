@@ -159,6 +159,8 @@ struct Warp {
   unsigned arrived;    // lanes waiting at the current warp barrier
   unsigned gen;        // bumped when a warp barrier completes
   unsigned long long xbuf[2][kWarpSize];  // collective exchange, double-buffered
+  unsigned long long xwide[2][kWarpSize][4];  // wide exchange (mma/ldmatrix fragments), same parity as xbuf
+  float mma_ab[2][16 * 8];  // A·B of the mma collective in flight (computed once per warp)
   unsigned wmask[2];   // lanes that published into xbuf[p] (for the collective in flight)
   int xreset;          // wmask slot to clear when the current barrier completes, or -1
 };
@@ -276,6 +278,25 @@ inline const unsigned long long* warp_exchange(unsigned long long bits, Fiber** 
   *fout = f;
   *present = w.wmask[p];
   return w.xbuf[p];
+}
+
+// The same with up to 4 words per lane (fragments of the warp-level matrix
+// instructions below). It is one collective in the lane's sequence, like a
+// shuffle: it shares the parity, the presence mask and the double buffering
+// (collective k+2 cannot start before every lane has finished reading k).
+inline const unsigned long long (*warp_exchange_wide(const unsigned long long* words, int n, Fiber** fout,
+                                                     unsigned* present))[4] {
+  Fiber* f = tl_fiber;
+  Warp& w = f->blk->warps[f->warp];
+  const unsigned p = f->wparity;
+  f->wparity ^= 1u;
+  for (int i = 0; i < 4; ++i) w.xwide[p][f->lane][i] = i < n ? words[i] : 0ull;
+  w.wmask[p] |= 1u << f->lane;
+  w.xreset = int(p ^ 1u);
+  warp_sync(f);
+  *fout = f;
+  *present = w.wmask[p];
+  return w.xwide[p];
 }
 
 template <class T>
@@ -779,3 +800,155 @@ inline __nv_bfloat162 __floats2bfloat162_rn(float a, float b) {
   return __nv_bfloat162{__nv_bfloat16(a), __nv_bfloat16(b)};
 }
 inline float2 __bfloat1622float2(__nv_bfloat162 h) { return float2{float(h.x), float(h.y)}; }
+
+// ---------------------------------------------------------------------------
+// Warp-level matrix instructions (tensor cores), as warp collectives. The
+// kernels reach them through kernels/mma.cuh (bk::mma_m16n8k16_*,
+// bk::ldmatrix_x*), which is inline PTX under nvcc (sm_80+) and these
+// functions here, so the kernel source is the same for both.
+//
+// Each is ONE warp collective (warp_exchange_wide): every lane publishes its
+// source fragment (mma: a0..a3, b0, b1 as 32-bit registers; ldmatrix: the 16
+// bytes of the row its address points to), the warp meets, and each lane then
+// assembles its own destination registers from the published words with the
+// PTX ISA layouts. All lanes of the warp must execute it (".sync.aligned");
+// the data of a lane that has exited reads as 0 (undefined on the GPU).
+//
+// Layouts (PTX ISA 9.7.14.5.8 "Matrix Fragments for mma.m16n8k16 with floating
+// point type", .f16/.bf16 multiplicands, .f32 accumulators; groupID g =
+// lane >> 2, threadID_in_group t = lane % 4; element i of a register pair is
+// the low 16 bits for the even element):
+//   A (16×16, row): a_i, i = 0..7 in registers a0..a3 (two per register, low first):
+//                   row = g for i ∈ {0,1,4,5}, g + 8 otherwise;
+//                   col = 2t + (i & 1) for i < 4, 2t + (i & 1) + 8 for i ≥ 4.
+//   B (16×8, col):  b_i, i = 0..3 in registers b0, b1:
+//                   row (k) = 2t + (i & 1) for i < 2, 2t + (i & 1) + 8 for i ≥ 2; col (n) = g.
+//   C, D (16×8 f32): c_i, i = 0..3: row = g for i < 2, g + 8 otherwise; col = 2t + (i & 1).
+//
+// Arithmetic: every f16×f16 and bf16×bf16 product is exact in float32 (11+11
+// and 8+8 significant bits); the emulation sums the 16 products of each
+// element in float32 from 0 for k = 0, 1, ..., 15 in order, each sum rounded
+// to nearest even, then adds C: D = C + (Σ_k A·B) (computed once per warp by
+// the lane completing the collective). The tensor cores add the products
+// in another order with their own internal precision and truncation, so GPU
+// results may differ in the last bits of each mma (typically ≤ 1–2 ulp of the
+// float32 accumulator); kernels must not depend on bit-exact mma sums.
+//
+// ldmatrix.sync.aligned.m8n8.{x1,x2,x4}{.trans}.shared.b16 (PTX ISA 9.7.14.5.15):
+// lanes 8j..8j+7 give the addresses of rows 0..7 of matrix j (j < 1, 2, 4; the
+// other lanes' addresses are ignored); each row is 16 contiguous bytes (8 b16
+// elements), 16-byte aligned. Destination register r_j of lane l holds row l/4,
+// elements 2(l % 4) and 2(l % 4) + 1 of matrix j (low half first); with .trans,
+// the transpose: elements (row 2(l % 4), col l/4) and (row 2(l % 4) + 1, col l/4).
+// Every lane reads its row before the warp meets, so the values are those in
+// shared memory when the whole warp executes the instruction, as on the GPU.
+// ---------------------------------------------------------------------------
+namespace bkemu {
+
+enum MmaElem { kMmaF16, kMmaBF16 };
+
+// f16/bf16 bit pattern → float (exact). Normal f16 values take the branch-free
+// rebias; zero, subnormals, inf and NaN go through f16_bits_to_f32.
+inline float mma_elem_to_f32(unsigned h, MmaElem t) {
+  unsigned x;
+  if (t == kMmaBF16) {
+    x = h << 16;
+  } else {
+    const unsigned e = h & 0x7c00u;
+    if (e == 0u || e == 0x7c00u) return f16_bits_to_f32((unsigned short)h);
+    x = ((h & 0x8000u) << 16) | (((h & 0x7fffu) + 0x1c000u) << 13);
+  }
+  float f;
+  std::memcpy(&f, &x, 4);
+  return f;
+}
+
+// The 16×8 product A·B of one warp's mma from the published fragments
+// (row[l] = {a0 | a1 << 32, a2 | a3 << 32, b0 | b1 << 32} of lane l; lanes not
+// in `present` count as zeros), with the PTX layouts inverted: element (r, k)
+// of A is half k & 1 of register (r >= 8) + 2·(k >= 8) of lane (r % 8)·4 +
+// (k % 8)/2; element (k, n) of B is half k & 1 of register b(k >= 8) of lane
+// 4n + (k % 8)/2. Products exact in float32, summed from 0 for k = 0..15.
+inline void mma_m16n8k16_ab(const unsigned long long (*row)[4], unsigned present, MmaElem t, float* ab) {
+  float A[16][16], Bt[8][16];  // Bt[n][k]
+  for (int l = 0; l < kWarpSize; ++l) {
+    const bool in = (present >> l) & 1u;
+    const int g = l >> 2, kq = l & 3;
+    for (int r = 0; r < 6; ++r) {
+      const unsigned v = in ? unsigned(row[l][r >> 1] >> (32 * (r & 1))) : 0u;
+      const float lo = mma_elem_to_f32(v & 0xffffu, t), hi = mma_elem_to_f32(v >> 16, t);
+      if (r < 4) {  // a_r: row g + 8·(r & 1), cols 2kq + 8·(r >> 1) + {0, 1}
+        const int rr = g + 8 * (r & 1), k = 2 * kq + 8 * (r >> 1);
+        A[rr][k] = lo;
+        A[rr][k + 1] = hi;
+      } else {  // b_(r-4): rows 2kq + 8·(r − 4) + {0, 1}, col g
+        const int k = 2 * kq + 8 * (r - 4);
+        Bt[g][k] = lo;
+        Bt[g][k + 1] = hi;
+      }
+    }
+  }
+  for (int r = 0; r < 16; ++r)
+    for (int n = 0; n < 8; ++n) {
+      float acc = 0.0f;
+      for (int k = 0; k < 16; ++k) acc = acc + A[r][k] * Bt[n][k];
+      ab[r * 8 + n] = acc;
+    }
+}
+
+// mma.sync.aligned.m16n8k16.row.col.f32.{f16,bf16}.{f16,bf16}.f32 d, a, b, c.
+// d may alias c. One warp collective; the lane that completes it computes
+// A·B for the whole warp (before releasing the others), and every lane then
+// adds its own C: D = C + (A·B), one more float32 rounding.
+inline void mma_m16n8k16_f32(float d[4], const unsigned a[4], const unsigned b[2], const float c[4], MmaElem t) {
+  Fiber* f = tl_fiber;
+  Warp& w = f->blk->warps[f->warp];
+  const unsigned p = f->wparity;
+  f->wparity ^= 1u;
+  unsigned long long* mine = w.xwide[p][f->lane];
+  mine[0] = a[0] | (unsigned long long)a[1] << 32;
+  mine[1] = a[2] | (unsigned long long)a[3] << 32;
+  mine[2] = b[0] | (unsigned long long)b[1] << 32;
+  mine[3] = 0;
+  w.wmask[p] |= 1u << f->lane;
+  w.xreset = int(p ^ 1u);
+  // The last lane to arrive completes the barrier without suspending; every
+  // fragment is published by then. mma_ab[p] is next written by collective
+  // k + 2, which no lane reaches before all have read this one.
+  if (w.arrived + 1 == w.live) mma_m16n8k16_ab(w.xwide[p], w.wmask[p], t, w.mma_ab[p]);
+  warp_sync(f);
+  const float* ab = w.mma_ab[p];
+  const int g = int(f->lane) >> 2, tg = int(f->lane) & 3;
+  float out[4];
+  for (int i = 0; i < 4; ++i) out[i] = c[i] + ab[(g + 8 * (i >> 1)) * 8 + 2 * tg + (i & 1)];
+  for (int i = 0; i < 4; ++i) d[i] = out[i];
+}
+
+// ldmatrix.sync.aligned.m8n8.xN{.trans}.shared.b16 r, [addr].
+template <int N, bool Trans>
+inline void ldmatrix_m8n8(unsigned r[N], const void* addr) {
+  static_assert(N == 1 || N == 2 || N == 4, "ldmatrix: .x1, .x2 or .x4");
+  const int my = int(tl_fiber->lane);
+  unsigned long long w[2] = {0ull, 0ull};
+  if (my < 8 * N) std::memcpy(w, addr, 16);
+  Fiber* f;
+  unsigned present;
+  const unsigned long long(*row)[4] = warp_exchange_wide(w, 2, &f, &present);
+  // Element e (0..7, b16) of the row published by lane src.
+  auto elem = [&](int src, int e) -> unsigned {
+    if (!((present >> src) & 1u)) return 0u;
+    return unsigned(row[src][e >> 2] >> (16 * (e & 3))) & 0xffffu;
+  };
+  const int lane = int(f->lane);
+  for (int j = 0; j < N; ++j) {
+    if (!Trans) {
+      const int src = 8 * j + lane / 4, e = 2 * (lane % 4);
+      r[j] = elem(src, e) | (elem(src, e + 1) << 16);
+    } else {
+      const int src = 8 * j + 2 * (lane % 4), e = lane / 4;
+      r[j] = elem(src, e) | (elem(src + 1, e) << 16);
+    }
+  }
+}
+
+}  // namespace bkemu
