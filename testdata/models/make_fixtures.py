@@ -36,6 +36,7 @@ Pinned: torch 2.15.0, transformers 4.57.6, pillow 12.0.0, safetensors 0.8.0
 testdata/tokenizer/bert-base-uncased/vocab.txt.
 """
 
+import copy
 import hashlib
 import json
 import math
@@ -155,7 +156,7 @@ def run_protocol(model, tok, pixel_values, texts, protocol):
     if protocol == "blip":
         itm_ids[:, 0] = ENC
     n_img, n_txt = pixel_values.shape[0], len(texts)
-    logits = torch.zeros(n_img, n_txt, 2)
+    logits = torch.zeros(n_img, n_txt, 2, dtype=pixel_values.dtype)
     with torch.no_grad():
         for i in range(n_img):
             px = pixel_values[i:i + 1].repeat(n_txt, 1, 1, 1)
@@ -172,12 +173,21 @@ def run_protocol(model, tok, pixel_values, texts, protocol):
         "texts": cleaned,
         "input_ids": [ids[j, :lengths[j]].tolist() for j in range(n_txt)],
         "itm_input_ids": [itm_ids[j, :lengths[j]].tolist() for j in range(n_txt)],
-        "itm_logits": f32list(logits),
-        "itm_prob": f32list(torch.softmax(logits, -1)[..., 1]),
-        "itc": f32list(itc),
-        "image_embeds": f32list(img_emb),
-        "text_embeds": f32list(txt_emb),
+        "itm_logits": f32list(logits.float()),
+        "itm_prob": f32list(torch.softmax(logits.float(), -1)[..., 1]),
+        "itc": f32list(itc.float()),
+        "image_embeds": f32list(img_emb.float()),
+        "text_embeds": f32list(txt_emb.float()),
     }
+
+
+def half_protocol(model, tok, pixel_values, texts, dtype):
+    """transformers' own results with the model and pixels cast to dtype (the
+    "blip" protocol, CPU): how far half precision itself moves P(match) and ITC
+    from float32, the bar blipcuda's float16/bfloat16 are held to."""
+    m = copy.deepcopy(model).to(dtype)
+    r = run_protocol(m, tok, pixel_values.to(dtype), texts, "blip")
+    return {k: r[k] for k in ("itm_logits", "itm_prob", "itc")}
 
 
 def activations(model, tok, pixel_values, text):
@@ -248,6 +258,8 @@ def build(name, vision, text, seed, fmt, omit_text_heads, image_names, images_di
         "inputs": TEXTS,
         "hf": run_protocol(model, tok, pixel_values, TEXTS, "hf"),
         "blip": run_protocol(model, tok, pixel_values, TEXTS, "blip"),
+        "half": {"float16": half_protocol(model, tok, pixel_values, TEXTS, torch.float16),
+                 "bfloat16": half_protocol(model, tok, pixel_values, TEXTS, torch.bfloat16)},
     }
     save_file(activations(model, tok, pixel_values, TEXTS[0]), os.path.join(d, "activations.safetensors"))
     return entry
