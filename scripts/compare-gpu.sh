@@ -29,6 +29,11 @@ rm -rf "$out"
 mkdir -p "$out/logs" "$out/agree"
 tree="$dir/tree"
 bin="$dir/bin"
+# The binaries travel gzipped (build-device-check.sh): unpack them once.
+for gz in "$dir"/bin/*.gz; do
+  [ -e "$gz" ] || continue
+  gzip -d -f "$gz" && chmod +x "${gz%.gz}"
+done
 PY=${PYTHON:-python3}
 CKPT=${CKPT_DIR:-/tmp/blipcuda-compare}
 MODELS=${MODELS:-base,large}

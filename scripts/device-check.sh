@@ -5,16 +5,18 @@
 # scripts/build-device-check.sh. Writes $OUT/device-check/report.md plus one
 # log per step; exits non-zero when a step failed.
 #
-# Steps (each under its own timeout; the sum stays below 330 s):
-#   1. nvidia-smi, driver and device          (10 s)
-#   2. cuda package tests on the device       (40 s)
-#   3. the op-by-op differential suite + error tests, both GEMM paths (70 s)
-#   4. whole-model parity of the tiny models on the device (50 s)
-#   5. compute-sanitizer --tool memcheck over the differential suite (90 s)
-#   6. op benchmarks at BLIP shapes, F32/F16/BF16, with floors (60 s)
-#
-# The comparison with transformers is a separate run on the same directory:
-# scripts/compare-gpu.sh DIR (about 4 minutes; writes $OUT/compare/report.md).
+# Steps (each under its own timeout; the sum stays below 340 s, a GPU run
+# normally takes well under half):
+#   1. nvidia-smi, driver and device                                   (10 s)
+#   2. cuda package tests on the device (graphs, header, errors)       (30 s)
+#   3. the op-by-op differential suite in float32/float16/bfloat16, every
+#      GEMM and attention path, CUDA-graph capture                     (70 s)
+#   4. whole-model parity of the tiny models on the device, float32 and
+#      float16/bfloat16 against transformers                           (45 s)
+#   4b. captured forward passes equal the eager ones bit for bit       (30 s)
+#   5. compute-sanitizer memcheck over the differential suite (f32, f16) (60 s)
+#   5b. compute-sanitizer racecheck over the attention kernels         (45 s)
+#   6. op benchmarks at BLIP shapes, F32/F16/BF16, with floors         (45 s)
 set -uo pipefail
 dir=$(cd "${1:?usage: device-check.sh DIR}" && pwd)
 out="${OUT:-$dir/out}/device-check"
@@ -23,6 +25,12 @@ report="$out/report.md"
 bin="$dir/bin"
 tree="$dir/tree"
 status=0
+# The binaries travel gzipped (build-device-check.sh): unpack them once.
+for gz in "$dir"/bin/*.gz; do
+  [ -e "$gz" ] || continue
+  gzip -d -f "$gz" && chmod +x "${gz%.gz}"
+done
+
 start=$(date +%s)
 
 {
@@ -53,19 +61,27 @@ step() {
 }
 
 step 1-nvidia-smi 10 "$dir" nvidia-smi
-step 2-cuda-tests 40 "$tree/cuda" "$bin/cuda.test" -test.v -test.count=1
+step 2-cuda-tests 30 "$tree/cuda" "$bin/cuda.test" -test.v -test.count=1
+# Every op in float32, float16 and bfloat16 (cuBLAS, cuBLASLt's bias
+# epilogue, the bk_gemm_nt kernels, tensor-core and CUDA-core attention)
+# against the CPU, and CUDA-graph capture/replay.
 step 3-ops-differential 70 "$tree/ops" "$bin/ops.test" -test.v -test.count=1 -test.run 'TestBackendOps|TestCUDA'
-step 4-model-parity 50 "$tree" "$bin/blipcuda.test" -test.v -test.count=1 -test.run 'TestCUDAMatchParity|TestNewBackend|TestMatchParity'
+step 4-model-parity 45 "$tree" "$bin/blipcuda.test" -test.v -test.count=1 -test.run 'TestCUDAMatchParity|TestNewBackend|TestMatchParity|TestCUDAHalfPrecision'
+step 4b-graphs 30 "$tree/model" "$bin/model.test" -test.v -test.count=1 -test.run 'TestGraphsMatchEager'
 
 sanitizer=$(command -v compute-sanitizer || ls /usr/local/cuda/bin/compute-sanitizer 2>/dev/null || true)
 if [ -n "$sanitizer" ]; then
-  step 5-memcheck 90 "$tree/ops" "$sanitizer" --tool memcheck --error-exitcode 99 --print-limit 20 \
-    "$bin/ops.test" -test.count=1 -test.run 'TestBackendOps'
+  # float32 and float16 cover every kernel template (bfloat16 is the same
+  # code); racecheck the attention kernels' shared-memory tiles.
+  step 5-memcheck 60 "$tree/ops" "$sanitizer" --tool memcheck --error-exitcode 99 --print-limit 20 \
+    "$bin/ops.test" -test.count=1 -test.run 'TestBackendOps/(blas|f16|kernelgemm|f16-simt)/'
+  step 5b-racecheck 45 "$tree/ops" "$sanitizer" --tool racecheck --error-exitcode 99 --print-limit 20 \
+    "$bin/ops.test" -test.count=1 -test.run 'TestBackendOps/(blas|f16|f16-simt)/Attention'
 else
-  echo "- **5-memcheck**: skipped, no compute-sanitizer on PATH or in /usr/local/cuda/bin" >>"$report"
+  echo "- **5-memcheck**, **5b-racecheck**: skipped, no compute-sanitizer on PATH or in /usr/local/cuda/bin" >>"$report"
 fi
 
-step 6-bench 60 "$tree/ops" "$bin/ops.test" -test.run '^$' -test.bench 'CUDAOps' -test.benchtime 10x
+step 6-bench 45 "$tree/ops" "$bin/ops.test" -test.run '^$' -test.bench 'CUDAOps' -test.benchtime 10x
 {
   echo
   echo "## Benchmarks (GPU timings, stream-synchronised)"
