@@ -64,6 +64,7 @@ type Device struct {
 	closed bool
 
 	ltFallbacks int              // GemmBias calls cuBLASLt could not run
+	count       Counts           // work queued (Counts)
 	capturing   bool             // the stream is being captured into a graph
 	graphs      map[uintptr]bool // instantiated graphs, destroyed by Close
 }
@@ -314,6 +315,7 @@ func (d *Device) Copy(dst, src DevicePtr, n uint64) error {
 		return err
 	}
 	defer done()
+	d.count.Copies++
 	return d.errorLocked("cuMemcpyDtoD", d.drv.dtod(uint64(dst), uint64(src), n))
 }
 
@@ -327,6 +329,7 @@ func (d *Device) Memset(dst DevicePtr, v byte, n uint64) error {
 		return err
 	}
 	defer done()
+	d.count.Memsets++
 	return d.errorLocked("cuMemsetD8", d.drv.memsetD8(uint64(dst), v, n))
 }
 
@@ -395,6 +398,7 @@ func (d *Device) Launch(ctx context.Context, name string, grid, block Dim3, args
 	for i, a := range args {
 		vals[i] = a.bits
 	}
+	d.count.Kernels++
 	return d.errorLocked(op, d.drv.launch(k.fn, grid, block, vals[:len(args)]))
 }
 
@@ -457,6 +461,7 @@ func (d *Device) Gemm(ctx context.Context, g Gemm) error {
 		}
 		call = "cublasGemmStridedBatchedEx"
 	}
+	d.count.GEMMs++
 	return d.errorLocked(call, d.drv.gemm(&g))
 }
 
@@ -481,11 +486,31 @@ func (d *Device) GemmBias(ctx context.Context, g Gemm) (bool, error) {
 	}
 	defer done()
 	code := d.drv.gemm(&g)
+	if code != errNoEpilogue {
+		d.count.GEMMs++
+	}
 	if code == errNoEpilogue {
 		d.ltFallbacks++
 		return false, nil
 	}
 	return true, d.errorLocked("cublasLtMatmul", code)
+}
+
+// Counts are the work a Device has queued on its stream (captured work
+// included: a capture queues it once, each replay is one graph launch).
+type Counts struct {
+	Kernels, GEMMs, Copies, Memsets, Graphs int
+}
+
+// Calls is the number of driver and cuBLAS calls that queued work: what a
+// launch-bound workload pays for.
+func (c Counts) Calls() int { return c.Kernels + c.GEMMs + c.Copies + c.Memsets + c.Graphs }
+
+// Counts returns the work queued so far.
+func (d *Device) Counts() Counts {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.count
 }
 
 // LtFallbacks counts the GemmBias calls cuBLASLt had no algorithm for.
@@ -710,6 +735,7 @@ func (g *Graph) Launch(ctx context.Context) error {
 	if g.d.capturing {
 		return fmt.Errorf("cuda: %s: %w", op, ErrCapturing)
 	}
+	g.d.count.Graphs++
 	return g.d.errorLocked("cuGraphLaunch", g.d.drv.graphLaunch(g.exec))
 }
 

@@ -96,3 +96,69 @@ func TestGraphsMatchEager(t *testing.T) {
 		})
 	}
 }
+
+// TestLaunchCounts counts the driver calls that queue work (kernels, GEMMs,
+// copies, memsets, graph launches) for one Match-shaped job — 1 image, the
+// ITC pass and the ITM pass of 14 captions — eagerly and with captured
+// graphs, on tiny models of 1 or 2 layers, and extrapolates to the base
+// model's 12 + 12 layers. With graphs a replayed job must cost a few calls,
+// independent of the depth.
+func TestLaunchCounts(t *testing.T) {
+	ctx := context.Background()
+	type layers struct{ v, t int }
+	calls := map[layers][2]int{} // eager, replay
+	for _, ly := range []layers{{1, 1}, {2, 1}, {1, 2}} {
+		be, err := ops.NewCUDA()
+		if err != nil {
+			if errors.Is(err, cuda.ErrUnavailable) {
+				t.Skipf("no CUDA backend: %v", err)
+			}
+			t.Fatal(err)
+		}
+		cfg := tinyConfig(t, "tiny-base")
+		cfg.Vision.NumHiddenLayers, cfg.Text.NumHiddenLayers = ly.v, ly.t
+		m, err := New(be, cfg, RandomWeights(cfg, 7))
+		if err != nil {
+			t.Fatal(err)
+		}
+		px := make([]float32, NumChannels*cfg.Vision.ImageSize*cfg.Vision.ImageSize)
+		ids := make([][]int32, 14)
+		for i := range ids {
+			ids[i] = []int32{101, int32(2000 + i), 102}
+		}
+		job := func() int {
+			before := be.Device().Counts().Calls()
+			f, err := m.EncodeImages(ctx, px, 1)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := m.TextEmbeddings(ctx, batchOf(ids)); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := m.ITMLogits(ctx, f, 0, batchOf(ids)); err != nil {
+				t.Fatal(err)
+			}
+			f.Free()
+			return be.Device().Counts().Calls() - before
+		}
+		m.SetGraphs(false)
+		eager := job()
+		m.SetGraphs(true)
+		job() // captures
+		replay := job()
+		calls[ly] = [2]int{eager, replay}
+		t.Logf("%d vision + %d text layers: %d calls eager, %d replayed", ly.v, ly.t, eager, replay)
+		m.Close()
+		be.Close()
+	}
+	perV := calls[layers{2, 1}][0] - calls[layers{1, 1}][0]
+	perT := calls[layers{1, 2}][0] - calls[layers{1, 1}][0]
+	base := calls[layers{1, 1}][0] + 11*perV + 11*perT
+	t.Logf("per vision layer %d calls, per text layer %d (ITC + ITM passes); base model (12 + 12 layers): %d calls eager, %d replayed",
+		perV, perT, base, calls[layers{1, 1}][1])
+	for ly, c := range calls {
+		if c[1] != calls[layers{1, 1}][1] || c[1] > 20 {
+			t.Errorf("%v: %d calls replayed; want a constant ≤ 20", ly, c[1])
+		}
+	}
+}
