@@ -214,24 +214,24 @@ func (m *Model) TextEmbeddings(ctx context.Context, tb TextBatch) ([]float32, er
 // textEmbeddingHead writes normalize(text_proj(h[:, 0])) into emb ([Batch,
 // 256]) from the last hidden state h.
 func (m *Model) textEmbeddingHead(ctx context.Context, s *scratch, h, emb ops.Tensor) {
-	if s.err != nil {
-		return
-	}
-	cls := s.new(h.Shape()[0], m.cfg.Text.HiddenSize)
-	s.do("text [CLS] row", func() error { return m.be.TakeRow(ctx, cls, h, 0) })
-	s.do("text_proj", func() error { return m.be.Linear(ctx, emb, cls, m.textProj.w, m.textProj.b, ops.ActNone) })
+	m.clsHead(ctx, s, "text_proj", h, m.textProj, emb)
 	s.do("text embedding normalize", func() error { return m.be.L2Normalize(ctx, emb, emb) })
 }
 
 // itmHeadRows writes itm_head(h[:, 0]) into logits ([Batch, 2]) from the
 // multimodal encoder's last hidden state h.
 func (m *Model) itmHeadRows(ctx context.Context, s *scratch, h, logits ops.Tensor) {
+	m.clsHead(ctx, s, "itm_head", h, m.itmHead, logits)
+}
+
+// clsHead writes head(h[:, 0]) into out: the linear head on the [CLS] rows.
+func (m *Model) clsHead(ctx context.Context, s *scratch, name string, h ops.Tensor, head linear, out ops.Tensor) {
 	if s.err != nil {
 		return
 	}
 	cls := s.new(h.Shape()[0], m.cfg.Text.HiddenSize)
-	s.do("multimodal [CLS] row", func() error { return m.be.TakeRow(ctx, cls, h, 0) })
-	s.do("itm_head", func() error { return m.be.Linear(ctx, logits, cls, m.itmHead.w, m.itmHead.b, ops.ActNone) })
+	s.do(name+" [CLS] rows", func() error { return m.be.TakeRow(ctx, cls, h, 0) })
+	s.do(name, func() error { return m.be.Linear(ctx, out, cls, head.w, head.b, ops.ActNone) })
 }
 
 // ITMLogits runs the multimodal encoder: every text of tb against image

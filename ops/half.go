@@ -99,26 +99,22 @@ func (d DType) Round(v float32) float32 {
 
 // encode16 converts src to dtype d's 16-bit bits (d is F16 or BF16).
 func encode16(dst []uint16, src []float32, d DType) {
+	conv := Float32ToBFloat16
 	if d == F16 {
-		for i, v := range src {
-			dst[i] = Float32ToFloat16(v)
-		}
-		return
+		conv = Float32ToFloat16
 	}
 	for i, v := range src {
-		dst[i] = Float32ToBFloat16(v)
+		dst[i] = conv(v)
 	}
 }
 
 // decode16 converts dtype d's 16-bit bits to float32 (d is F16 or BF16).
 func decode16(dst []float32, src []uint16, d DType) {
+	conv := BFloat16ToFloat32
 	if d == F16 {
-		for i, h := range src {
-			dst[i] = Float16ToFloat32(h)
-		}
-		return
+		conv = Float16ToFloat32
 	}
 	for i, h := range src {
-		dst[i] = BFloat16ToFloat32(h)
+		dst[i] = conv(h)
 	}
 }
