@@ -90,8 +90,11 @@ type Options struct {
 	// Device is "auto" (the default: CUDA when a GPU and driver are found,
 	// else the CPU), "cpu" or "cuda" (an error when unavailable).
 	Device string
-	// Precision is "float32" (the default). "float16" and "bfloat16" are for
-	// GPU backends.
+	// Precision is "float32" (the default: parity with transformers),
+	// "float16" or "bfloat16": every tensor of the CUDA backend in that type,
+	// weights converted once at load, float32 accumulation and statistics.
+	// The CPU backend computes in float32 only: a 16-bit precision there (or
+	// with Device "auto" and no GPU) fails with ErrUnavailable.
 	Precision string
 	// Protocol is ProtocolBLIP (the default) or ProtocolHF.
 	Protocol Protocol
@@ -120,7 +123,7 @@ type Option func(*Options)
 func WithDevice(device string) Option { return func(o *Options) { o.Device = device } }
 
 // WithPrecision selects the compute precision: "float32", "float16",
-// "bfloat16".
+// "bfloat16" (see Options.Precision).
 func WithPrecision(p string) Option { return func(o *Options) { o.Precision = p } }
 
 // WithProtocol selects the text protocol.
@@ -218,7 +221,8 @@ type Info struct {
 	// unavailable (no CUDA driver: ...)" for --device auto on a machine
 	// without a GPU.
 	DeviceNote string
-	// Precision is the compute precision ("float32").
+	// Precision is the compute precision ("float32", "float16" or
+	// "bfloat16").
 	Precision string
 	// Protocol is the text protocol.
 	Protocol Protocol
