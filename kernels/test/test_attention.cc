@@ -13,6 +13,7 @@
 // measured NMSE is ~1e-14..1e-13 (printed with -v). A wrong mask, tile edge or
 // head offset gives NMSE ≥ 1e-3.
 #include "harness.h"
+#include "ref.h"
 
 namespace {
 
@@ -39,50 +40,9 @@ struct AttnData {
   int ldq, ldk, ldv, ldo;
 };
 
-// Padding mask like BERT's: (1 − attention_mask)·(−10000) with per-batch lengths.
-std::vector<float> padding_mask(int rows, int Lk, bkt::Rng& r) {
-  std::vector<float> m(size_t(rows) * Lk, 0.0f);
-  for (int b = 0; b < rows; ++b) {
-    const int len = b == 0 ? Lk : 1 + r.below(Lk);
-    for (int j = len; j < Lk; ++j) m[size_t(b) * Lk + j] = -10000.0f;
-  }
-  return m;
-}
-
 std::vector<double> attn_ref(const AttnCase& c, const float* q, const float* k, const float* v, const float* mask,
                              int ldq, int ldk, int ldv, float scale) {
-  const int W = c.H * c.Dh;
-  std::vector<double> out(size_t(c.B) * c.Lq * W, 0.0);
-  std::vector<double> s(c.Lk);
-  for (int b = 0; b < c.B; ++b)
-    for (int h = 0; h < c.H; ++h)
-      for (int i = 0; i < c.Lq; ++i) {
-        const int kb = c.kv_batch == 1 ? 0 : b;
-        const float* qi = q + (size_t(b) * c.Lq + i) * ldq + size_t(h) * c.Dh;
-        double mx = -INFINITY;
-        for (int j = 0; j < c.Lk; ++j) {
-          const float* kj = k + (size_t(kb) * c.Lk + j) * ldk + size_t(h) * c.Dh;
-          double d = 0;
-          for (int e = 0; e < c.Dh; ++e) d += double(qi[e]) * kj[e];
-          // The score in float32 as the kernel and the Go reference form it:
-          // float32(dot)·scale, rounded, + mask, rounded. With a −10000 mask
-          // that rounding (ulp(10000) ≈ 1e-3) is what the softmax of a fully
-          // masked row sees, so a float64 score would not be the right target.
-          float x = float(d) * scale;
-          if (mask) x += mask[size_t(c.mask_batch == 1 ? 0 : b) * c.Lk + j];
-          d = x;
-          s[j] = d;
-          mx = std::max(mx, d);
-        }
-        double sum = 0;
-        for (int j = 0; j < c.Lk; ++j) sum += (s[j] = std::exp(s[j] - mx));
-        double* o = &out[(size_t(b) * c.Lq + i) * W + size_t(h) * c.Dh];
-        for (int j = 0; j < c.Lk; ++j) {
-          const float* vj = v + (size_t(kb) * c.Lk + j) * ldv + size_t(h) * c.Dh;
-          for (int e = 0; e < c.Dh; ++e) o[e] += s[j] / sum * vj[e];
-        }
-      }
-  return out;
+  return bkt::attention_ref(c.B, c.H, c.Lq, c.Lk, c.Dh, c.kv_batch, c.mask_batch, q, k, v, mask, ldq, ldk, ldv, scale);
 }
 
 // Runs one case through `kernel` (NULL: the one for Dh); returns the output.
@@ -101,7 +61,7 @@ std::vector<float> run_attn(const AttnCase& c, uint64_t seed, const char* kernel
   if (mask_override)
     mask = *mask_override;
   else if (c.mask_batch)
-    mask = padding_mask(c.mask_batch, c.Lk, r);
+    mask = bkt::padding_mask(c.mask_batch, c.Lk, r);
 
   bkt::Buf<float> bout(size_t(c.B) * c.Lq * W, c.offset), bmask(mask.size(), c.offset);
   bmask.fill(mask);

@@ -23,6 +23,7 @@
 #include <set>
 
 #include "harness.h"
+#include "ref.h"
 
 namespace {
 
@@ -51,48 +52,11 @@ float rnd(float x) {
   return float(T(x));
 }
 
-// Padding mask like BERT's: (1 − attention_mask)·(−10000) with per-batch lengths.
-std::vector<float> padding_mask(int rows, int Lk, bkt::Rng& r) {
-  std::vector<float> m(size_t(rows) * Lk, 0.0f);
-  for (int b = 0; b < rows; ++b) {
-    const int len = b == 0 ? Lk : 1 + r.below(Lk);
-    for (int j = len; j < Lk; ++j) m[size_t(b) * Lk + j] = -10000.0f;
-  }
-  return m;
-}
-
-// float64 softmax(q·kᵀ·scale + mask)·v on float copies of the 16-bit inputs;
-// the score rounded as the kernel forms it: float32(dot)·scale rounded, + mask
-// rounded. Rows whose every score is −inf give NaN here (the kernel gives 0).
+// float64 reference on float copies of the 16-bit inputs (see ref.h: float32
+// score rounding; an all −inf row gives NaN there, the kernel gives 0).
 std::vector<double> ref_attention(const Case& c, const float* q, const float* k, const float* v, const float* mask,
                                   int ldq, int ldk, int ldv, float scale) {
-  const int W = c.H * kDh;
-  std::vector<double> out(size_t(c.B) * c.Lq * W, 0.0);
-  std::vector<double> s(c.Lk);
-  for (int b = 0; b < c.B; ++b)
-    for (int h = 0; h < c.H; ++h)
-      for (int i = 0; i < c.Lq; ++i) {
-        const int kb = c.kv_batch == 1 ? 0 : b;
-        const float* qi = q + (size_t(b) * c.Lq + i) * ldq + size_t(h) * kDh;
-        double mx = -INFINITY;
-        for (int j = 0; j < c.Lk; ++j) {
-          const float* kj = k + (size_t(kb) * c.Lk + j) * ldk + size_t(h) * kDh;
-          double d = 0;
-          for (int e = 0; e < kDh; ++e) d += double(qi[e]) * kj[e];
-          float x = float(d) * scale;
-          if (mask) x += mask[size_t(c.mask_batch == 1 ? 0 : b) * c.Lk + j];
-          s[j] = x;
-          mx = std::max(mx, s[j]);
-        }
-        double sum = 0;
-        for (int j = 0; j < c.Lk; ++j) sum += (s[j] = std::exp(s[j] - mx));
-        double* o = &out[(size_t(b) * c.Lq + i) * W + size_t(h) * kDh];
-        for (int j = 0; j < c.Lk; ++j) {
-          const float* vj = v + (size_t(kb) * c.Lk + j) * ldv + size_t(h) * kDh;
-          for (int e = 0; e < kDh; ++e) o[e] += s[j] / sum * vj[e];
-        }
-      }
-  return out;
+  return bkt::attention_ref(c.B, c.H, c.Lq, c.Lk, kDh, c.kv_batch, c.mask_batch, q, k, v, mask, ldq, ldk, ldv, scale);
 }
 
 // Uploads a float vector as T (values must already be T-representable).
@@ -122,7 +86,7 @@ std::vector<float> run_case(const Case& c, uint64_t seed, const std::vector<floa
   if (mask_override)
     mask = *mask_override;
   else if (c.mask_batch)
-    mask = padding_mask(c.mask_batch, c.Lk, r);
+    mask = bkt::padding_mask(c.mask_batch, c.Lk, r);
   for (auto& x : mask) x = rnd<T>(x);
   bkt::Buf<T> bmask(mask.size(), c.offset);
   upload(bmask, mask);
@@ -293,7 +257,7 @@ TEST(attention_mma_agrees_with_f32_kernel) {
     bkt::Rng r(60);
     const std::vector<float> q = rounded_vec<T>(r, size_t(B) * Lq * W, -2, 2), k = rounded_vec<T>(r, size_t(B) * Lk * W, -2, 2),
                              v = rounded_vec<T>(r, size_t(B) * Lk * W, -1, 1);
-    std::vector<float> m = padding_mask(B, Lk, r);
+    std::vector<float> m = bkt::padding_mask(B, Lk, r);
     for (auto& x : m) x = rnd<T>(x);  // bf16: −10000 → −9984, the same for both kernels
     bkt::Buf<float> fq(q.size()), fk(k.size()), fv(v.size()), fm(m.size()), fo(q.size());
     fq.fill(q);

@@ -14,6 +14,7 @@
 // the float32 online softmax differs from the float64 reference by NMSE ~1e-13
 // (test_attention.cc), negligible against one output rounding. The bf16 mask
 // value −10000 rounds to −9984 (the reference uses the rounded mask too).
+#include "ref.h"
 #include "test_half.h"
 
 namespace {
@@ -32,34 +33,7 @@ int variant_dp(int Dh) { return Dh <= 16 ? 16 : Dh <= 32 ? 32 : Dh <= 64 ? 64 : 
 
 std::vector<double> attn_ref(const AttnCase& c, const float* q, const float* k, const float* v, const float* mask,
                              int ldq, int ldk, int ldv, float scale) {
-  const int W = c.H * c.Dh;
-  std::vector<double> out(size_t(c.B) * c.Lq * W, 0.0);
-  std::vector<double> s(c.Lk);
-  for (int b = 0; b < c.B; ++b)
-    for (int h = 0; h < c.H; ++h)
-      for (int i = 0; i < c.Lq; ++i) {
-        const int kb = c.kv_batch == 1 ? 0 : b;
-        const float* qi = q + (size_t(b) * c.Lq + i) * ldq + size_t(h) * c.Dh;
-        double mx = -INFINITY;
-        for (int j = 0; j < c.Lk; ++j) {
-          const float* kj = k + (size_t(kb) * c.Lk + j) * ldk + size_t(h) * c.Dh;
-          double d = 0;
-          for (int e = 0; e < c.Dh; ++e) d += double(qi[e]) * kj[e];
-          // The float32 score as the kernel and the Go reference form it (see test_attention.cc).
-          float x = float(d) * scale;
-          if (mask) x += mask[size_t(c.mask_batch == 1 ? 0 : b) * c.Lk + j];
-          s[j] = x;
-          mx = std::max(mx, s[j]);
-        }
-        double sum = 0;
-        for (int j = 0; j < c.Lk; ++j) sum += (s[j] = std::exp(s[j] - mx));
-        double* o = &out[(size_t(b) * c.Lq + i) * W + size_t(h) * c.Dh];
-        for (int j = 0; j < c.Lk; ++j) {
-          const float* vj = v + (size_t(kb) * c.Lk + j) * ldv + size_t(h) * c.Dh;
-          for (int e = 0; e < c.Dh; ++e) o[e] += s[j] / sum * vj[e];
-        }
-      }
-  return out;
+  return bkt::attention_ref(c.B, c.H, c.Lq, c.Lk, c.Dh, c.kv_batch, c.mask_batch, q, k, v, mask, ldq, ldk, ldv, scale);
 }
 
 // Runs c through bk_attention_d<dp>_<T> (dp 0: the smallest that fits) and
@@ -79,12 +53,7 @@ std::vector<T> run_attn(const AttnCase& c, uint64_t seed, int dp = 0, const std:
   if (mask_override) {
     mask = *mask_override;
   } else if (c.mask_batch) {
-    // BERT padding: (1 − attention_mask)·(−10000) with per-batch lengths.
-    mask.assign(size_t(c.mask_batch) * c.Lk, 0.0f);
-    for (int b = 0; b < c.mask_batch; ++b) {
-      const int len = b == 0 ? c.Lk : 1 + r.below(c.Lk);
-      for (int j = len; j < c.Lk; ++j) mask[size_t(b) * c.Lk + j] = -10000.0f;
-    }
+    mask = bkt::padding_mask(c.mask_batch, c.Lk, r);
   }
   mask = bkh::rounded<T>(mask);
   const int ld = c.fused_qkv ? 3 * W : W;

@@ -13,13 +13,14 @@
 // vit_tokens and im2col copy bits; layernorm's `sum` is the RNE of the float32
 // x + residual; every kernel equals the RNE of its _f32 twin on the same
 // rounded inputs (same alignment, so the same vector/scalar path).
+#include "ref.h"
 #include "test_half.h"
 
 namespace {
 
 using bkh::kname;
 
-double gelu64(double x) { return 0.5 * x * (1.0 + std::erf(x / std::sqrt(2.0))); }
+using bkt::gelu64;
 
 unsigned ew_grid(long long n) { return unsigned(std::min<long long>(std::max<long long>((n + 1023) / 1024, 1), 65535)); }
 
@@ -45,20 +46,9 @@ void ln_case(bool warp, const LnCase& c, uint64_t seed, bool alias = false) {
   const std::vector<float> res = bkh::random_rounded<T>(rng, n), g = bkh::random_rounded<T>(rng, c.D, 0.5f, 1.5f),
                            be = bkh::random_rounded<T>(rng, c.D, -0.5f, 0.5f);
   // float64 reference on the rounded inputs; s = x + residual is exact in float32 here.
-  std::vector<double> ref(n);
-  std::vector<float> s(n);
-  for (int r = 0; r < c.rows; ++r) {
-    double m = 0, q = 0;
-    for (int j = 0; j < c.D; ++j) {
-      const size_t i = size_t(r) * c.D + j;
-      s[i] = c.residual ? x[i] + res[i] : x[i];
-      m += s[i];
-    }
-    m /= c.D;
-    for (int j = 0; j < c.D; ++j) q += (s[size_t(r) * c.D + j] - m) * (s[size_t(r) * c.D + j] - m);
-    const double rstd = 1 / std::sqrt(q / c.D + double(c.eps));
-    for (int j = 0; j < c.D; ++j) ref[size_t(r) * c.D + j] = (s[size_t(r) * c.D + j] - m) * rstd * g[j] + be[j];
-  }
+  std::vector<float> s;
+  const std::vector<double> ref =
+      bkt::layernorm_ref(x.data(), c.residual ? res.data() : nullptr, g.data(), be.data(), c.rows, c.D, c.eps, &s);
 
   bkt::Buf<T> bx(n, c.offset), br(n, c.offset), bg(c.D, c.offset), bb(c.D, c.offset), bo(n, c.offset),
       bs(n, c.offset);

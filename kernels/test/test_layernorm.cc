@@ -8,6 +8,7 @@
 // leaving room for a GPU's FMA contraction. sum must be bit-exact (it is one
 // float32 add in both).
 #include "harness.h"
+#include "ref.h"
 
 namespace {
 
@@ -18,36 +19,16 @@ struct LnCase {
   float eps;
 };
 
-// out/sum references in float64 from the float32 inputs.
-void ln_ref(const std::vector<float>& x, const std::vector<float>* res, const std::vector<float>& g,
-            const std::vector<float>& b, int rows, int D, float eps, std::vector<double>& out,
-            std::vector<double>& sum) {
-  out.assign(size_t(rows) * D, 0);
-  sum.assign(size_t(rows) * D, 0);
-  for (int r = 0; r < rows; ++r) {
-    std::vector<float> s(D);
-    for (int j = 0; j < D; ++j) s[j] = res ? x[size_t(r) * D + j] + (*res)[size_t(r) * D + j] : x[size_t(r) * D + j];
-    double m = 0;
-    for (float v : s) m += v;
-    m /= D;
-    double q = 0;
-    for (float v : s) q += (v - m) * (v - m);
-    const double rstd = 1 / std::sqrt(q / D + double(eps));
-    for (int j = 0; j < D; ++j) {
-      sum[size_t(r) * D + j] = s[j];
-      out[size_t(r) * D + j] = (s[j] - m) * rstd * g[j] + b[j];
-    }
-  }
-}
-
 void run_case(const char* kernel, const LnCase& c, uint64_t seed) {
   bkt::Rng rng(seed);
   const size_t n = size_t(c.rows) * c.D;
   std::vector<float> x = bkt::random_vec(rng, n, -1.0f, 1.0f), res = bkt::random_vec(rng, n, -1.0f, 1.0f);
   for (auto& v : x) v += 3.0f;  // a mean far from 0 exercises the shifted statistics
   const std::vector<float> g = bkt::random_vec(rng, c.D, 0.5f, 1.5f), be = bkt::random_vec(rng, c.D, -0.5f, 0.5f);
-  std::vector<double> ref, refsum;
-  ln_ref(x, c.residual ? &res : nullptr, g, be, c.rows, c.D, c.eps, ref, refsum);
+  std::vector<float> sum;
+  const std::vector<double> ref =
+      bkt::layernorm_ref(x.data(), c.residual ? res.data() : nullptr, g.data(), be.data(), c.rows, c.D, c.eps, &sum);
+  const std::vector<double> refsum(sum.begin(), sum.end());
 
   bkt::Buf<float> bx(n, c.offset), br(n, c.offset), bg(c.D, c.offset), bb(c.D, c.offset), bo(n, c.offset),
       bs(n, c.offset);
@@ -117,8 +98,10 @@ TEST(layernorm_aliasing) {
       const size_t n = size_t(rows) * D;
       std::vector<float> x = bkt::random_vec(rng, n), res = bkt::random_vec(rng, n);
       std::vector<float> g = bkt::random_vec(rng, D, 0.5f, 1.5f), be = bkt::random_vec(rng, D);
-      std::vector<double> ref, refsum;
-      ln_ref(x, &res, g, be, rows, D, 1e-5f, ref, refsum);
+      std::vector<float> sum;
+      const std::vector<double> ref =
+          bkt::layernorm_ref(x.data(), res.data(), g.data(), be.data(), rows, D, 1e-5f, &sum);
+      const std::vector<double> refsum(sum.begin(), sum.end());
       bkt::Buf<float> bx(n), br(n), bg(D), bb(D);
       bx.fill(x);
       br.fill(res);
@@ -130,8 +113,7 @@ TEST(layernorm_aliasing) {
       CHECK_CLOSE(bkt::fmt("%s alias D=%d out", k, D), ref, bx.p(), n, 1e-10);
       CHECK_EQUAL(bkt::fmt("%s alias D=%d sum", k, D), refsum, br.p(), n);
 
-      std::vector<double> ref2, unused;
-      ln_ref(x, nullptr, g, be, rows, D, 1e-5f, ref2, unused);
+      const std::vector<double> ref2 = bkt::layernorm_ref(x.data(), nullptr, g.data(), be.data(), rows, D, 1e-5f);
       bx.fill(x);
       LAUNCH(k, warp ? dim3(bkt::ceil_div(rows, 4)) : dim3(rows), warp ? dim3(128) : dim3(256), 0, bx.p(),
              (float*)nullptr, (const float*)bx.p(), (const float*)nullptr, (const float*)bg.p(),
