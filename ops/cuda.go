@@ -45,7 +45,9 @@ type CUDA struct {
 	// capturing is set while Capture records; acts is then the graph's
 	// private arena.
 	capturing bool
-	closed    atomic.Bool
+	// prof collects per-operation GPU times (cuda_profile.go); nil when off.
+	prof   *profiler
+	closed atomic.Bool
 }
 
 // CUDAOption configures NewCUDA.
@@ -334,6 +336,9 @@ func (c *CUDA) Free(t Tensor) {
 func (c *CUDA) Close() error {
 	if c.closed.Swap(true) {
 		return nil
+	}
+	if c.prof != nil {
+		c.StopProfile(context.Background()) //nolint:errcheck // closing anyway
 	}
 	return errors.Join(c.weights.Close(), c.acts.Close(), c.dev.Close())
 }
