@@ -20,6 +20,8 @@
 #   MODELS (base,large)   PRECISIONS (float32,float16,bfloat16)   DEVICE (cuda)
 #   HF_MODES (fp32-eager,fp16-sdpa,bf16-sdpa)   COMPILE (1: also fp16 torch.compile, base only)
 #   COMPILE_TIMEOUT (75)   COMPILE_BUDGET_S (45: no new compiled workload after this)
+#   PROFILE (1: per-operation GPU time of the first model, bench/profile_test.go)
+#   PROFILE_PRECISIONS (float16,float32)
 #   MATCH_RUNS (50)  RERANK_RUNS (10)  IMAGE_RUNS (3)   DEADLINE (540)
 #   SMOKE (0; 1: tiny model on the CPU, tiny workloads: proves the pipeline without a GPU)
 set -uo pipefail
@@ -41,6 +43,8 @@ PRECISIONS=${PRECISIONS:-float32,float16,bfloat16}
 DEVICE=${DEVICE:-cuda}
 HF_MODES=${HF_MODES:-fp32-eager,fp16-sdpa,bf16-sdpa}
 COMPILE=${COMPILE:-1}
+PROFILE=${PROFILE:-1}
+PROFILE_PRECISIONS=${PROFILE_PRECISIONS:-float16,float32}
 COMPILE_TIMEOUT=${COMPILE_TIMEOUT:-75}
 COMPILE_BUDGET_S=${COMPILE_BUDGET_S:-45}
 MATCH_RUNS=${MATCH_RUNS:-50}
@@ -50,7 +54,7 @@ DEADLINE=${DEADLINE:-540}
 HF_ARGS=()
 GO_ENV=()
 if [ "${SMOKE:-0}" = 1 ]; then
-  MODELS=tiny DEVICE=cpu HF_MODES=fp32-eager,bf16-sdpa COMPILE=0 MATCH_RUNS=5 RERANK_RUNS=2 IMAGE_RUNS=2
+  MODELS=tiny DEVICE=cpu HF_MODES=fp32-eager,bf16-sdpa COMPILE=0 PROFILE=0 MATCH_RUNS=5 RERANK_RUNS=2 IMAGE_RUNS=2
   HF_ARGS=(--image-batch 4 --rerank-captions 16 --warmup 1)
   GO_ENV=(BLIPCUDA_BENCH_IMAGES=4 BLIPCUDA_BENCH_RERANK_CAPTIONS=16)
 fi
@@ -141,6 +145,17 @@ for model in ${MODELS//,/ }; do
   done
 done
 
+# 4b. Where blipcuda's GPU time goes: per-operation profile of the base model
+# (float16 and float32), graphs off (bench/profile_test.go).
+if [ "$PROFILE" = 1 ]; then
+  mkdir -p "$out/profile"
+  pmodel=${MODELS%%,*}
+  (cd "$tree/bench" && step "go-profile-$pmodel" 45 env BLIPCUDA_BENCH_CHECKPOINT="$CKPT/$pmodel" \
+    BLIPCUDA_BENCH_PRECISION="$PROFILE_PRECISIONS" BLIPCUDA_PROFILE_OUT="$out/profile" \
+    "$bin/bench.test" -test.v -test.run '^$' -test.bench '^BenchmarkCheckpointProfile$' \
+    -test.benchtime 3x -test.count 1 -test.timeout 0)
+fi
+
 # 5. transformers with torch.compile (float16, base): optional, last, bounded.
 if [ "$COMPILE" = 1 ]; then
   if [ $((DEADLINE - 15 - ($(date +%s) - start))) -ge 30 ]; then
@@ -158,6 +173,18 @@ timeout 15 "$PY" "$tree/bench/gpu_report.py" "$out" >"$out/logs/6-report.log" 2>
   echo "report failed:" >&2; cat "$out/logs/6-report.log" >&2; }
 echo >&2
 echo "total: $(($(date +%s) - start))s; report: $out/report.md" >&2
+if ls "$out"/profile/*.md >/dev/null 2>&1; then
+  {
+    echo
+    echo "## blipcuda GPU time by operation (graphs off; bench/profile_test.go)"
+    for f in "$out"/profile/*.md; do
+      echo
+      echo "### $(basename "$f" .md)"
+      echo
+      cat "$f"
+    done
+  } >>"$out/report.md"
+fi
 cat "$out/report.md" 2>/dev/null
 # The status: the report is the result; a failed step is in it.
 grep -qvF "$(printf '\tok\t')" "$out/steps.tsv" && exit 1
