@@ -611,18 +611,24 @@ func (m *Model) encodeTexts(ctx context.Context, texts []string, prep []prepared
 
 // forTextBatches runs fn on batches of at most opts.TextBatch texts, given
 // by their indices, with the token ids pick selects. Texts are batched in
-// order of length, so that each batch pads little; this changes no result:
-// a padded key gets exactly zero attention weight (exp(−10000 − max)
-// underflows to 0 in float32) and every row is computed independently of the
-// others.
+// order of length, so that each batch pads little, and a batch of at least
+// splitMin texts is closed early where the next text would make more than
+// 1/splitWaste of its padded tokens padding (textBatches). None of this
+// changes a result: a padded key gets exactly zero attention weight
+// (exp(−10000 − max) underflows to 0 in float32) and every row is computed
+// independently of the others.
 func (m *Model) forTextBatches(prep []prepared, pick func(prepared) []int32, fn func(idx []int, tb model.TextBatch) error) error {
 	order := make([]int, len(prep))
+	lens := make([]int, len(prep))
 	for i := range order {
 		order[i] = i
 	}
 	sort.SliceStable(order, func(a, b int) bool { return len(pick(prep[order[a]])) < len(pick(prep[order[b]])) })
-	for first := 0; first < len(order); first += m.opts.TextBatch {
-		idx := order[first:min(first+m.opts.TextBatch, len(order))]
+	for k, i := range order {
+		lens[k] = len(pick(prep[i]))
+	}
+	for _, r := range textBatches(lens, m.opts.TextBatch) {
+		idx := order[r[0]:r[1]]
 		ids := make([][]int32, len(idx))
 		for k, i := range idx {
 			ids[k] = pick(prep[i])
@@ -632,6 +638,35 @@ func (m *Model) forTextBatches(prep []prepared, pick func(prepared) []int32, fn 
 		}
 	}
 	return nil
+}
+
+// Batch splitting: a batch keeps at least splitMin texts (below that, the
+// extra launches or graph replays of another batch cost more than padding
+// saves), and beyond that closes when padding would exceed 1/splitWaste of
+// its tokens. 256 captions of 10–20 tokens then run in about 8 batches
+// instead of one padded to 20 (a quarter of its tokens padding).
+const (
+	splitMin   = 16
+	splitWaste = 8
+)
+
+// textBatches cuts texts of ascending lengths lens into batches [start,
+// end) of at most size texts each (see splitMin and splitWaste).
+func textBatches(lens []int, size int) [][2]int {
+	var out [][2]int
+	start, sum := 0, 0
+	for k, l := range lens {
+		n := k - start
+		if n == size || (n >= splitMin && (n+1)*l-(sum+l) > (n+1)*l/splitWaste) {
+			out = append(out, [2]int{start, k})
+			start, sum = k, 0
+		}
+		sum += l
+	}
+	if start < len(lens) {
+		out = append(out, [2]int{start, len(lens)})
+	}
+	return out
 }
 
 // Scores holds every image × text score. Matrices are indexed

@@ -1,6 +1,8 @@
 package blipcuda
 
 import (
+	"github.com/blipcuda/blipcuda/model"
+
 	"context"
 	"errors"
 	"math"
@@ -323,15 +325,34 @@ func TestLoadFromHubCache(t *testing.T) {
 }
 
 // TestBatchingIsExact: scores do not depend on how texts are batched (one
-// at a time, in threes, all together, in length order): padding keys get
-// exactly zero weight and rows are computed independently.
+// at a time, in threes, all together, in length order, split where padding
+// would grow): padding keys get exactly zero weight and rows are computed
+// independently.
 func TestBatchingIsExact(t *testing.T) {
 	f := fixtures(t)["tiny-large"]
 	ctx := context.Background()
+	texts := append([]string(nil), f.Inputs...)
+	words := strings.Fields("a small brown dog runs across the wet sand while two children fly a red kite")
+	for i := range 40 {
+		texts = append(texts, strings.Join(words[:3+i%14], " "))
+	}
 	var ref *Scores
 	for _, size := range []int{1, 3, 64} {
 		m := loadTiny(t, "tiny-large", WithTextBatch(size), WithProtocol(ProtocolHF))
-		s, err := m.Match(ctx, images(t, m, f.Images[:1]), f.Inputs)
+		if size == 64 {
+			prep, err := m.prepare(texts)
+			if err != nil {
+				t.Fatal(err)
+			}
+			batches := 0
+			if err := m.forTextBatches(prep, func(p prepared) []int32 { return p.itm }, func([]int, model.TextBatch) error { batches++; return nil }); err != nil {
+				t.Fatal(err)
+			}
+			if batches < 2 {
+				t.Fatalf("%d texts in %d batch: the padding split is not exercised", len(texts), batches)
+			}
+		}
+		s, err := m.Match(ctx, images(t, m, f.Images[:1]), texts)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -339,11 +360,54 @@ func TestBatchingIsExact(t *testing.T) {
 			ref = s
 			continue
 		}
-		for j := range f.Inputs {
+		for j := range texts {
 			if s.ITMLogits[0][j] != ref.ITMLogits[0][j] || s.ITC[0][j] != ref.ITC[0][j] {
 				t.Errorf("text batch %d, text %d: ITM %v ITC %v; one at a time: %v %v",
 					size, j, s.ITMLogits[0][j], s.ITC[0][j], ref.ITMLogits[0][j], ref.ITC[0][j])
 			}
 		}
+	}
+}
+
+// TestTextBatches: batches cover every text once, in order, hold at most the
+// batch size, and split early only past splitMin texts, where the padding
+// would pass 1/splitWaste of the batch's tokens.
+func TestTextBatches(t *testing.T) {
+	var lens []int
+	for l := 10; l <= 20; l++ {
+		for range 23 {
+			lens = append(lens, l)
+		}
+	}
+	for _, max := range []int{1, 3, 14, 64, 256, 1000} {
+		got := textBatches(lens, max)
+		next, padded, real := 0, 0, 0
+		for _, r := range got {
+			n := r[1] - r[0]
+			if r[0] != next || n < 1 || n > max {
+				t.Fatalf("max %d: batch %v after %d", max, r, next)
+			}
+			next = r[1]
+			padded += n * lens[r[1]-1]
+			for _, l := range lens[r[0]:r[1]] {
+				real += l
+			}
+			if r[1] < len(lens) && n < min(max, splitMin) {
+				t.Errorf("max %d: batch %v of %d texts closed early", max, r, n)
+			}
+		}
+		if next != len(lens) {
+			t.Fatalf("max %d: batches end at %d of %d", max, next, len(lens))
+		}
+		t.Logf("max %d: %d batches, padding %.1f%% of %d tokens", max, len(got), 100*float64(padded-real)/float64(padded), padded)
+		if max >= 64 && float64(padded-real) > float64(padded)/splitWaste {
+			t.Errorf("max %d: padding %d of %d tokens", max, padded-real, padded)
+		}
+	}
+	if got := textBatches([]int{5, 6, 7}, 16); len(got) != 1 {
+		t.Errorf("3 texts: %v, want one batch", got)
+	}
+	if got := textBatches(nil, 16); len(got) != 0 {
+		t.Errorf("no texts: %v", got)
 	}
 }
