@@ -114,6 +114,12 @@ type Options struct {
 	Hub *hub.Client
 	// Download allows Load to pull a model that is not in the cache.
 	Download bool
+	// NoGraphs turns off CUDA graphs: by default, on the CUDA backend, each
+	// forward-pass shape is captured once and replayed (one launch instead
+	// of hundreds), and the 24 most recent shapes keep their activations on
+	// the device. Off, every call launches its kernels one by one and holds
+	// no memory between calls.
+	NoGraphs bool
 }
 
 // Option changes one field of Options.
@@ -140,6 +146,9 @@ func WithImageBatch(n int) Option { return func(o *Options) { o.ImageBatch = n }
 
 // WithMaxPixels sets the largest image, in pixels, that is decoded.
 func WithMaxPixels(n int) Option { return func(o *Options) { o.MaxPixels = n } }
+
+// WithoutGraphs turns CUDA graphs off (see Options.NoGraphs).
+func WithoutGraphs() Option { return func(o *Options) { o.NoGraphs = true } }
 
 // WithHub sets the Hub client used to find and download models.
 func WithHub(c *hub.Client) Option { return func(o *Options) { o.Hub = c } }
@@ -346,6 +355,7 @@ func build(cfg model.Config, w *model.Weights, tok *tokenizer.Tokenizer, pre ima
 		be.Close()
 		return nil, fmt.Errorf("blipcuda: %w", err)
 	}
+	net.SetGraphs(!o.NoGraphs)
 	return &Model{
 		opts: o, be: be, weights: w, net: net, tok: tok, pre: pre,
 		info: Info{Weights: w.Source, Device: be.Name(), DeviceNote: note, Precision: o.Precision, Protocol: o.Protocol, Config: cfg},

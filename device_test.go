@@ -195,3 +195,36 @@ func TestCUDAHalfPrecision(t *testing.T) {
 		}
 	}
 }
+
+// TestCUDAGraphsOption: the CUDA backend captures forward passes by default
+// and not with WithoutGraphs, with the same scores.
+func TestCUDAGraphsOption(t *testing.T) {
+	cudaOrSkip(t)
+	f := fixtures(t)["tiny-base"]
+	var ref *Scores
+	for _, opts := range [][]Option{{WithDevice("cuda")}, {WithDevice("cuda"), WithoutGraphs()}} {
+		m := loadTiny(t, "tiny-base", opts...)
+		s, err := m.Match(context.Background(), images(t, m, f.Images), f.Inputs)
+		if err != nil {
+			t.Fatal(err)
+		}
+		graphs := m.net.Graphs()
+		if off := len(opts) == 2; (graphs == 0) != off {
+			t.Errorf("WithoutGraphs=%v: %d graphs kept", off, graphs)
+		}
+		if err := m.net.GraphError(); err != nil {
+			t.Errorf("capture failed: %v", err)
+		}
+		if ref == nil {
+			ref = s
+			continue
+		}
+		for i := range s.ITMLogits {
+			for j := range s.ITMLogits[i] {
+				if s.ITMLogits[i][j] != ref.ITMLogits[i][j] || s.ITC[i][j] != ref.ITC[i][j] {
+					t.Fatalf("image %d text %d: without graphs %v %v, with %v %v", i, j, s.ITMLogits[i][j], s.ITC[i][j], ref.ITMLogits[i][j], ref.ITC[i][j])
+				}
+			}
+		}
+	}
+}

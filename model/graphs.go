@@ -120,6 +120,9 @@ func (m *Model) graphPlan(ctx context.Context, k planKey) *plan {
 // then ran eagerly), or nil.
 func (m *Model) GraphError() error { return m.graphErr }
 
+// Graphs returns how many captured forward passes the model keeps.
+func (m *Model) Graphs() int { return len(m.plans) }
+
 // capture allocates a plan's tensors and records its forward pass.
 func (m *Model) capture(ctx context.Context, c ops.Capturer, k planKey) (_ *plan, err error) {
 	p := &plan{cap: c}

@@ -21,6 +21,7 @@ type modelFlags struct {
 	device    string
 	precision string
 	threads   int
+	noGraphs  bool
 }
 
 func defaultModel() string {
@@ -39,6 +40,7 @@ func (m *modelFlags) register(fs *flagSet) {
 	fs.str(&m.precision, "precision", "", "float32", "float32|float16|bfloat16",
 		"compute precision (float16 and bfloat16 need a GPU backend)")
 	fs.integer(&m.threads, "threads", "", 0, "N", "CPU worker threads (default: all cores)")
+	fs.boolean(&m.noGraphs, "no-graphs", "", "on the GPU, launch every kernel instead of replaying captured CUDA graphs")
 }
 
 // validate checks the flag values without touching the network or the
@@ -119,11 +121,16 @@ func (a *app) loadModel(ctx context.Context, mf *modelFlags) (*blipcuda.Model, e
 		a.log.Info("downloading the model on first use", "model", mf.model, "repo", repo, "cache", c.CacheDir())
 	}
 	start := time.Now()
-	m, err := blipcuda.Load(ctx, mf.model,
+	opts := []blipcuda.Option{
 		blipcuda.WithHub(c), blipcuda.WithDownload(!c.Offline()),
 		blipcuda.WithProtocol(blipcuda.Protocol(mf.protocol)),
 		blipcuda.WithDevice(mf.device), blipcuda.WithPrecision(mf.precision),
-		blipcuda.WithThreads(mf.threads))
+		blipcuda.WithThreads(mf.threads),
+	}
+	if mf.noGraphs {
+		opts = append(opts, blipcuda.WithoutGraphs())
+	}
+	m, err := blipcuda.Load(ctx, mf.model, opts...)
 	if err != nil {
 		if errors.Is(err, hub.ErrRepoNotFound) && !strings.HasPrefix(mf.model, "Salesforce/") {
 			return nil, fmt.Errorf("%w (if --model %s was meant as a local directory: it does not exist)", err, mf.model)
