@@ -81,6 +81,7 @@ typedef struct {
 #define BK_CUBLASLT_MATMUL_DESC_BIAS_POINTER 8
 #define BK_CUBLASLT_EPILOGUE_DEFAULT 1
 #define BK_CUBLASLT_EPILOGUE_BIAS 4
+#define BK_CUBLASLT_EPILOGUE_GELU_BIAS 36
 #define BK_CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES 1
 
 /* Driver API (libcuda.so.1). The _v2 names are the exported symbols. */

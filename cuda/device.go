@@ -422,10 +422,13 @@ const (
 //
 // Bias, when not 0, points to N values of the element type added to every
 // row of C inside the GEMM (the cuBLASLt bias epilogue, before C is rounded):
-// only with Batch 1, and only where Info.BLASLt.
+// only with Batch 1, and only where Info.BLASLt (GemmBias). TanhGELU then
+// applies cuBLASLt's GELU after the bias, the tanh form
+// 0.5·x·(1 + tanh(√(2/π)·(x + 0.044715·x³))), not the erf GELU.
 type Gemm struct {
 	Type                      ElemType
 	Bias                      DevicePtr
+	TanhGELU                  bool
 	C, A, B                   DevicePtr
 	M, N, K                   int
 	Lda, Ldb, Ldc             int

@@ -4,11 +4,12 @@ package cuda
 
 /*
 #cgo CXXFLAGS: -std=c++20 -O2 -fno-strict-aliasing -pthread
-#cgo LDFLAGS: -pthread
+#cgo LDFLAGS: -pthread -lm
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <stdint.h>
+#include <math.h>
 #include "../kernels/emu/bkemu.h"
 
 static int bk_emu_launch(const char* name, unsigned gx, unsigned gy, unsigned gz,
@@ -27,7 +28,12 @@ static void* bk_emu_alloc(size_t n) {
 // The stand-in for cuBLAS and cuBLASLt: C_i = A_i·B_iᵀ (+ bias) row-major,
 // float32 inputs and output, double accumulation in k order
 // (deterministic), the bias (may be NULL) added in float32.
-static void bk_emu_sgemm_nt(float* C, const float* A, const float* B, const float* bias, int M, int N, int K,
+// cuBLASLt's GELU epilogue: the tanh form.
+static float bk_emu_tanh_gelu(float x) {
+	return 0.5f * x * (1.0f + tanhf(0.7978845608028654f * (x + 0.044715f * x * x * x)));
+}
+
+static void bk_emu_sgemm_nt(float* C, const float* A, const float* B, const float* bias, int gelu, int M, int N, int K,
                             int lda, int ldb, int ldc, long long sa, long long sb, long long sc, int batch) {
 	for (int b = 0; b < batch; b++) {
 		const float* a0 = A + b * sa;
@@ -48,6 +54,7 @@ static void bk_emu_sgemm_nt(float* C, const float* A, const float* B, const floa
 				for (; k < K; k++) s0 += (double)ar[k] * br[k];
 				float v = (float)((s0 + s1) + (s2 + s3));
 				if (bias) v += bias[n];
+				if (gelu) v = bk_emu_tanh_gelu(v);
 				c0[(long long)m * ldc + n] = v;
 			}
 		}
@@ -95,7 +102,7 @@ static unsigned short bk_emu_f2h(float v, int type) {
 	if (rem > 0x1000u || (rem == 0x1000u && (h & 1u))) h++;
 	return h;
 }
-static void bk_emu_gemm16_nt(unsigned short* C, const unsigned short* A, const unsigned short* B, const unsigned short* bias, int type, int M, int N, int K,
+static void bk_emu_gemm16_nt(unsigned short* C, const unsigned short* A, const unsigned short* B, const unsigned short* bias, int gelu, int type, int M, int N, int K,
                              int lda, int ldb, int ldc, long long sa, long long sb, long long sc, int batch) {
 	float* bf = (float*)malloc(sizeof(float) * (size_t)(K > 0 ? K : 1) * (size_t)N);
 	float* af = (float*)malloc(sizeof(float) * (size_t)(K > 0 ? K : 1));
@@ -114,6 +121,7 @@ static void bk_emu_gemm16_nt(unsigned short* C, const unsigned short* A, const u
 				for (int k = 0; k < K; k++) s += (double)af[k] * br[k];
 				float v = (float)s;
 				if (bias) v += bk_emu_h2f(bias[n], type);
+				if (gelu) v = bk_emu_tanh_gelu(v);
 				c0[(long long)m * ldc + n] = bk_emu_f2h(v, type);
 			}
 		}
@@ -128,14 +136,14 @@ static void bk_emu_htod(unsigned long long d, const void* s, size_t n) { memcpy(
 static void bk_emu_dtoh(void* d, unsigned long long s, size_t n) { memcpy(d, BKP(s), n); }
 static void bk_emu_dtod(unsigned long long d, unsigned long long s, size_t n) { memmove(BKP(d), BKP(s), n); }
 static void bk_emu_memset(unsigned long long d, int v, size_t n) { memset(BKP(d), v, n); }
-static void bk_emu_gemm(unsigned long long C, unsigned long long A, unsigned long long B, unsigned long long bias, int M, int N, int K,
+static void bk_emu_gemm(unsigned long long C, unsigned long long A, unsigned long long B, unsigned long long bias, int gelu, int M, int N, int K,
                         int lda, int ldb, int ldc, long long sa, long long sb, long long sc, int batch) {
-	bk_emu_sgemm_nt((float*)BKP(C), (const float*)BKP(A), (const float*)BKP(B), (const float*)BKP(bias), M, N, K, lda, ldb, ldc, sa, sb, sc, batch);
+	bk_emu_sgemm_nt((float*)BKP(C), (const float*)BKP(A), (const float*)BKP(B), (const float*)BKP(bias), gelu, M, N, K, lda, ldb, ldc, sa, sb, sc, batch);
 }
 
-static void bk_emu_gemm16(int type, unsigned long long C, unsigned long long A, unsigned long long B, unsigned long long bias, int M, int N, int K,
+static void bk_emu_gemm16(int type, unsigned long long C, unsigned long long A, unsigned long long B, unsigned long long bias, int gelu, int M, int N, int K,
                           int lda, int ldb, int ldc, long long sa, long long sb, long long sc, int batch) {
-	bk_emu_gemm16_nt((unsigned short*)BKP(C), (const unsigned short*)BKP(A), (const unsigned short*)BKP(B), (const unsigned short*)BKP(bias), type, M, N, K, lda, ldb, ldc, sa, sb, sc, batch);
+	bk_emu_gemm16_nt((unsigned short*)BKP(C), (const unsigned short*)BKP(A), (const unsigned short*)BKP(B), (const unsigned short*)BKP(bias), gelu, type, M, N, K, lda, ldb, ldc, sa, sb, sc, batch);
 }
 
 static double bk_emu_now_ms(void) {
@@ -368,15 +376,22 @@ func (e *emuDriver) gemm(g *Gemm) int {
 	}
 	switch g.Type {
 	case Float32:
-		C.bk_emu_gemm(C.ulonglong(g.C), C.ulonglong(g.A), C.ulonglong(g.B), C.ulonglong(g.Bias),
+		C.bk_emu_gemm(C.ulonglong(g.C), C.ulonglong(g.A), C.ulonglong(g.B), C.ulonglong(g.Bias), emuBool(g.TanhGELU && g.Bias != 0),
 			C.int(g.M), C.int(g.N), C.int(g.K), C.int(g.Lda), C.int(g.Ldb), C.int(g.Ldc),
 			C.longlong(g.StrideA), C.longlong(g.StrideB), C.longlong(g.StrideC), C.int(g.Batch))
 	case Float16, BFloat16:
-		C.bk_emu_gemm16(C.int(g.Type), C.ulonglong(g.C), C.ulonglong(g.A), C.ulonglong(g.B), C.ulonglong(g.Bias),
+		C.bk_emu_gemm16(C.int(g.Type), C.ulonglong(g.C), C.ulonglong(g.A), C.ulonglong(g.B), C.ulonglong(g.Bias), emuBool(g.TanhGELU && g.Bias != 0),
 			C.int(g.M), C.int(g.N), C.int(g.K), C.int(g.Lda), C.int(g.Ldb), C.int(g.Ldc),
 			C.longlong(g.StrideA), C.longlong(g.StrideB), C.longlong(g.StrideC), C.int(g.Batch))
 	default:
 		return cudaErrorInvalidValue
+	}
+	return 0
+}
+
+func emuBool(b bool) C.int {
+	if b {
+		return 1
 	}
 	return 0
 }

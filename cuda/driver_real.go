@@ -208,14 +208,16 @@ static void bk_lt_plan_free(bk_lt_plan* p) {
 
 // Returns 0 with *out set, BK_CUBLAS_STATUS_NOT_SUPPORTED when no algorithm
 // fits, or another cuBLAS status.
-static int bk_lt_plan_make(uintptr_t h, int type, int M, int N, int K, int lda, int ldb, int ldc, int bias,
+// epilogue: 0 none, 1 bias, 2 bias then GELU (cuBLASLt's GELU: the tanh form).
+static int bk_lt_plan_make(uintptr_t h, int type, int M, int N, int K, int lda, int ldb, int ldc, int epilogue,
                            size_t workspace, bk_lt_plan** out) {
 	*out = NULL;
 	bk_lt_plan* p = (bk_lt_plan*)calloc(1, sizeof *p);
 	if (!p) return 3; // CUBLAS_STATUS_ALLOC_FAILED
 	int r = bk_lt.descCreate(&p->desc, BK_CUBLAS_COMPUTE_32F, BK_CUDA_R_32F);
 	int32_t opT = BK_CUBLAS_OP_T, opN = BK_CUBLAS_OP_N;
-	uint32_t epi = bias ? BK_CUBLASLT_EPILOGUE_BIAS : BK_CUBLASLT_EPILOGUE_DEFAULT;
+	uint32_t epi = epilogue == 2 ? BK_CUBLASLT_EPILOGUE_GELU_BIAS
+	             : epilogue == 1 ? BK_CUBLASLT_EPILOGUE_BIAS : BK_CUBLASLT_EPILOGUE_DEFAULT;
 	if (!r) r = bk_lt.descSet(p->desc, BK_CUBLASLT_MATMUL_DESC_TRANSA, &opT, sizeof opT);
 	if (!r) r = bk_lt.descSet(p->desc, BK_CUBLASLT_MATMUL_DESC_TRANSB, &opN, sizeof opN);
 	if (!r) r = bk_lt.descSet(p->desc, BK_CUBLASLT_MATMUL_DESC_EPILOGUE, &epi, sizeof epi);
@@ -405,7 +407,7 @@ const ltWorkspace = 32 << 20
 type ltKey struct {
 	typ                    ElemType
 	m, n, k, lda, ldb, ldc int
-	bias                   bool
+	bias, gelu             bool
 }
 
 func newDriver() driver { return &realDriver{names: map[string]*C.char{}} }
@@ -600,7 +602,7 @@ func (r *realDriver) gemmBias(g *Gemm) int {
 	if r.lt == 0 {
 		return errNoEpilogue
 	}
-	k := ltKey{typ: g.Type, m: g.M, n: g.N, k: g.K, lda: g.Lda, ldb: g.Ldb, ldc: g.Ldc, bias: g.Bias != 0}
+	k := ltKey{typ: g.Type, m: g.M, n: g.N, k: g.K, lda: g.Lda, ldb: g.Ldb, ldc: g.Ldc, bias: g.Bias != 0, gelu: g.TanhGELU}
 	p, ok := r.ltPlans[k]
 	if !ok {
 		t := C.int(C.BK_CUDA_R_32F)
@@ -610,12 +612,15 @@ func (r *realDriver) gemmBias(g *Gemm) int {
 		case BFloat16:
 			t = C.BK_CUDA_R_16BF
 		}
-		bias := C.int(0)
-		if k.bias {
-			bias = 1
+		epilogue := C.int(0)
+		switch {
+		case k.bias && k.gelu:
+			epilogue = 2
+		case k.bias:
+			epilogue = 1
 		}
 		rc := C.bk_lt_plan_make(r.lt, t, C.int(g.M), C.int(g.N), C.int(g.K), C.int(g.Lda), C.int(g.Ldb), C.int(g.Ldc),
-			bias, C.size_t(ltWorkspace), &p)
+			epilogue, C.size_t(ltWorkspace), &p)
 		if rc != 0 && rc != C.BK_CUBLAS_STATUS_NOT_SUPPORTED {
 			return blasBase + int(rc)
 		}

@@ -97,7 +97,8 @@ static_assert(BK_CUBLAS_COMPUTE_32F == CUBLAS_COMPUTE_32F && BK_CUBLAS_GEMM_DEFA
 static_assert(BK_CUBLAS_STATUS_NOT_SUPPORTED == CUBLAS_STATUS_NOT_SUPPORTED, "not supported");
 static_assert(BK_CUBLASLT_MATMUL_DESC_TRANSA == CUBLASLT_MATMUL_DESC_TRANSA && BK_CUBLASLT_MATMUL_DESC_TRANSB == CUBLASLT_MATMUL_DESC_TRANSB, "Lt trans");
 static_assert(BK_CUBLASLT_MATMUL_DESC_EPILOGUE == CUBLASLT_MATMUL_DESC_EPILOGUE && BK_CUBLASLT_MATMUL_DESC_BIAS_POINTER == CUBLASLT_MATMUL_DESC_BIAS_POINTER, "Lt epilogue attributes");
-static_assert(BK_CUBLASLT_EPILOGUE_DEFAULT == CUBLASLT_EPILOGUE_DEFAULT && BK_CUBLASLT_EPILOGUE_BIAS == CUBLASLT_EPILOGUE_BIAS, "Lt epilogues");
+static_assert(BK_CUBLASLT_EPILOGUE_DEFAULT == CUBLASLT_EPILOGUE_DEFAULT && BK_CUBLASLT_EPILOGUE_BIAS == CUBLASLT_EPILOGUE_BIAS &&
+              BK_CUBLASLT_EPILOGUE_GELU_BIAS == CUBLASLT_EPILOGUE_GELU_BIAS, "Lt epilogues");
 static_assert(BK_CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES == CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, "Lt workspace preference");
 static_assert(sizeof(cublasLtMatmulHeuristicResult_t) == 96 && offsetof(cublasLtMatmulHeuristicResult_t, workspaceSize) == 64 &&
               offsetof(cublasLtMatmulHeuristicResult_t, state) == 72 && sizeof(cublasLtMatmulAlgo_t) == 64, "heuristic result layout (cudadecl.h's stand-in)");
