@@ -132,6 +132,7 @@ typedef cublasStatus_t (*bk_pfn_cublasCreate_v2)(cublasHandle_t* handle);
 typedef cublasStatus_t (*bk_pfn_cublasDestroy_v2)(cublasHandle_t handle);
 typedef cublasStatus_t (*bk_pfn_cublasSetStream_v2)(cublasHandle_t handle, CUstream streamId);
 typedef cublasStatus_t (*bk_pfn_cublasSetMathMode)(cublasHandle_t handle, cublasMath_t mode);
+typedef cublasStatus_t (*bk_pfn_cublasSetWorkspace_v2)(cublasHandle_t handle, void* workspace, size_t workspaceSizeInBytes);
 typedef cublasStatus_t (*bk_pfn_cublasSgemmStridedBatched)(
     cublasHandle_t handle, cublasOperation_t transa, cublasOperation_t transb, int m, int n, int k,
     const float* alpha, const float* A, int lda, long long int strideA, const float* B, int ldb,

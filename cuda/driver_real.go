@@ -64,6 +64,7 @@ static struct {
 	bk_pfn_cublasSetMathMode setMathMode;
 	bk_pfn_cublasSgemmStridedBatched sgemm;
 	bk_pfn_cublasGemmStridedBatchedEx gemmEx; // NULL: no 16-bit GEMM through cuBLAS
+	bk_pfn_cublasSetWorkspace_v2 setWorkspace; // NULL: cuBLAS's own workspace pool
 } bk_blas;
 
 #define BK_SYM(lib, dst, name) \
@@ -266,6 +267,7 @@ static int bk_blas_load(void) {
 		bk_blas.setMathMode = (bk_pfn_cublasSetMathMode)dlsym(lib, "cublasSetMathMode");
 		bk_blas.sgemm = (bk_pfn_cublasSgemmStridedBatched)dlsym(lib, "cublasSgemmStridedBatched");
 		bk_blas.gemmEx = (bk_pfn_cublasGemmStridedBatchedEx)dlsym(lib, "cublasGemmStridedBatchedEx");
+		bk_blas.setWorkspace = (bk_pfn_cublasSetWorkspace_v2)dlsym(lib, "cublasSetWorkspace_v2");
 		if (bk_blas.create && bk_blas.destroy && bk_blas.setStream && bk_blas.setMathMode && bk_blas.sgemm) {
 			bk_blas.lib = lib;
 			bk_blas.soname = names[i];
@@ -351,6 +353,14 @@ static int bk_blas_create(uintptr_t stream, uintptr_t* h) {
 	return 0;
 }
 static void bk_blas_destroy(uintptr_t h) { bk_blas.destroy((cublasHandle_t)h); }
+// A workspace the handle owns for its life (after cublasSetStream, which
+// resets it): what NVIDIA asks for before capturing cuBLAS into CUDA graphs,
+// so that no call allocates while the stream is being captured. Returns -1
+// when this cuBLAS has no cublasSetWorkspace_v2.
+static int bk_blas_set_workspace(uintptr_t h, unsigned long long ws, size_t n) {
+	if (!bk_blas.setWorkspace) return -1;
+	return bk_blas.setWorkspace((cublasHandle_t)h, (void*)(uintptr_t)ws, n);
+}
 
 // Row-major C = A·Bᵀ as column-major Cᵀ = (Bᵀ)ᵀ... : op(B)=T, op(A)=N, m=N, n=M.
 static int bk_blas_sgemm_nt(uintptr_t h, unsigned long long C, unsigned long long A, unsigned long long B,
@@ -395,13 +405,18 @@ type realDriver struct {
 
 	// cuBLASLt: the handle, its workspace, and a plan per GEMM shape (nil:
 	// no algorithm for that shape).
+	blasWS  uint64 // the cuBLAS handle's workspace (0: cuBLAS's own pool)
 	lt      C.uintptr_t
 	ltWS    uint64
 	ltPlans map[ltKey]*C.bk_lt_plan
 }
 
-// ltWorkspace is the cuBLASLt workspace (what NVIDIA recommends for Hopper).
-const ltWorkspace = 32 << 20
+// ltWorkspace and blasWorkspace are the cuBLASLt and cuBLAS workspaces (what
+// NVIDIA recommends for Hopper).
+const (
+	ltWorkspace   = 32 << 20
+	blasWorkspace = 32 << 20
+)
 
 // ltKey is the shape of a cuBLASLt plan.
 type ltKey struct {
@@ -474,6 +489,14 @@ func (r *realDriver) open(ordinal int, noBLAS bool) (Info, error) {
 	}
 	if !noBLAS && C.bk_blas_load() == 0 {
 		if C.bk_blas_create(r.stream, &r.blas) == 0 {
+			var ws C.ulonglong
+			if C.bk_mem_alloc(&ws, blasWorkspace) == 0 {
+				if C.bk_blas_set_workspace(r.blas, ws, blasWorkspace) == 0 {
+					r.blasWS = uint64(ws)
+				} else {
+					C.bk_mem_free(ws)
+				}
+			}
 			info.BLAS = C.GoString(C.bk_blas_soname())
 			info.BLAS16 = C.bk_blas_has_gemm16() != 0
 			lt := C.CString(strings.Replace(info.BLAS, "libcublas.", "libcublasLt.", 1))
@@ -512,6 +535,10 @@ func (r *realDriver) close() {
 	if r.blas != 0 {
 		C.bk_blas_destroy(r.blas)
 		r.blas = 0
+	}
+	if r.blasWS != 0 {
+		C.bk_mem_free(C.ulonglong(r.blasWS))
+		r.blasWS = 0
 	}
 	if r.module != 0 {
 		C.bk_module_unload(r.module)

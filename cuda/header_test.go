@@ -84,7 +84,7 @@ func TestHeaderMatchesCUDA(t *testing.T) {
 		fmt.Fprintf(&src, "SAME(%s, %s)\n", f.typ, f.sym)
 	}
 	if haveBLAS {
-		for _, f := range []string{"cublasCreate_v2", "cublasDestroy_v2", "cublasSetStream_v2", "cublasSetMathMode", "cublasSgemmStridedBatched", "cublasGemmStridedBatchedEx",
+		for _, f := range []string{"cublasCreate_v2", "cublasDestroy_v2", "cublasSetStream_v2", "cublasSetMathMode", "cublasSetWorkspace_v2", "cublasSgemmStridedBatched", "cublasGemmStridedBatchedEx",
 			"cublasLtCreate", "cublasLtDestroy", "cublasLtMatmulDescCreate", "cublasLtMatmulDescDestroy", "cublasLtMatmulDescSetAttribute",
 			"cublasLtMatrixLayoutCreate", "cublasLtMatrixLayoutDestroy", "cublasLtMatmulPreferenceCreate", "cublasLtMatmulPreferenceDestroy",
 			"cublasLtMatmulPreferenceSetAttribute", "cublasLtMatmulAlgoGetHeuristic", "cublasLtMatmul"} {
