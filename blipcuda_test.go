@@ -2,6 +2,7 @@ package blipcuda
 
 import (
 	"github.com/blipcuda/blipcuda/model"
+	"slices"
 
 	"context"
 	"errors"
@@ -110,7 +111,7 @@ func matchParity(t *testing.T, device string) {
 				}
 				var emb []float32
 				for j, e := range enc {
-					if !equalIDs(e.Tokens, want.InputIDs[j]) {
+					if !slices.Equal(e.Tokens, want.InputIDs[j]) {
 						t.Errorf("text %d tokens %v, transformers %v", j, e.Tokens, want.InputIDs[j])
 					}
 					emb = append(emb, e.Embedding...)
@@ -125,18 +126,6 @@ func matchParity(t *testing.T, device string) {
 			})
 		}
 	}
-}
-
-func equalIDs(a, b []int32) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
 }
 
 func TestMatchFeaturesEqualsMatch(t *testing.T) {

@@ -2,6 +2,7 @@ package model
 
 import (
 	"github.com/blipcuda/blipcuda/ops"
+	"slices"
 
 	"bufio"
 	"context"
@@ -70,7 +71,7 @@ func WriteSafetensors(ctx context.Context, path string, w *Weights, cfg Config, 
 		if !ok {
 			return fmt.Errorf("model: write %s: %w: tensor %s missing", path, ErrWeights, p.Name)
 		}
-		if !sameShape(t.Shape, p.Shape) || len(t.Data) != p.Len() {
+		if !slices.Equal(t.Shape, p.Shape) || len(t.Data) != p.Len() {
 			return fmt.Errorf("model: write %s: %w: tensor %s has shape %v (%d values), the config requires %v",
 				path, ErrWeights, p.Name, t.Shape, len(t.Data), p.Shape)
 		}

@@ -6,6 +6,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 )
@@ -112,7 +113,7 @@ func check(path string, cfg Config, raw map[string]rawTensor) (*Weights, error) 
 			missing = append(missing, p.Name)
 			continue
 		}
-		if !sameShape(r.shape, p.Shape) {
+		if !slices.Equal(r.shape, p.Shape) {
 			return nil, fmt.Errorf("%w: %s: tensor %s has shape %v, the config requires %v",
 				ErrWeights, path, p.Name, r.shape, p.Shape)
 		}
@@ -157,18 +158,6 @@ func first(s []string, n int) []string {
 		return append(s[:n:n], "…")
 	}
 	return s
-}
-
-func sameShape(a, b []int) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
 }
 
 // RandomWeights returns weights drawn from a fixed-seed generator, shaped as

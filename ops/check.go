@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 	"reflect"
+	"slices"
 )
 
 // Shape validation shared by every backend.
@@ -85,7 +86,7 @@ func needMinRank(op, name string, t Tensor, r int) error {
 // sameShape returns an error unless a and b have identical shapes.
 func sameShape(op, an string, a Tensor, bn string, b Tensor) error {
 	sa, sb := a.Shape(), b.Shape()
-	if !equalInts(sa, sb) {
+	if !slices.Equal(sa, sb) {
 		return shapeErr(op, "%s %v and %s %v differ", an, sa, bn, sb)
 	}
 	return nil
@@ -98,18 +99,6 @@ func noAlias(op, an string, a Tensor, bn string, b Tensor) error {
 		return fmt.Errorf("ops: %s: %s must not alias %s: %w", op, an, bn, ErrUnsupported)
 	}
 	return nil
-}
-
-func equalInts(a, b []int) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
 }
 
 // last returns the innermost dimension of s.
@@ -413,7 +402,7 @@ func CheckPatchEmbed(out, pixels, w, b, cls Tensor, patch int) error {
 		return shapeErr(op, "cls %v and w %v disagree on D (%d vs %d)", cs, ws, cs[0], D)
 	}
 	want := []int{B, 1 + (H/patch)*(W/patch), D}
-	if os := out.Shape(); !equalInts(os, want) {
+	if os := out.Shape(); !slices.Equal(os, want) {
 		return shapeErr(op, "out %v, want %v for pixels %v, patch %d and w %v", os, want, ps, patch, ws)
 	}
 	return nil

@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -77,18 +78,6 @@ func libEmbed(t *testing.T, modelDir string, images, texts []string) libEmbeddin
 	return out
 }
 
-func equalF32(a, b []float32) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
-}
-
 var npyDict = regexp.MustCompile(`^\{'descr': '<f4', 'fortran_order': False, 'shape': \(([0-9, ]*)\), \} *\n$`)
 
 // readNPY parses a .npy file written by writeNPY (format 1.0, '<f4', C
@@ -147,19 +136,19 @@ func TestEmbedJSON(t *testing.T) {
 		t.Errorf("header %+v", got)
 	}
 	for i := range images {
-		if !equalF32(got.ImageEmbeds[i], want.images[i].Embedding) {
+		if !slices.Equal(got.ImageEmbeds[i], want.images[i].Embedding) {
 			t.Errorf("image %d: embedding differs from the library", i)
 		}
 		var flat []float32
 		for _, row := range got.ImageFeatures[i] {
 			flat = append(flat, row...)
 		}
-		if len(got.ImageFeatures[i]) != want.images[i].Tokens || !equalF32(flat, want.images[i].Features) {
+		if len(got.ImageFeatures[i]) != want.images[i].Tokens || !slices.Equal(flat, want.images[i].Features) {
 			t.Errorf("image %d: features differ from the library", i)
 		}
 	}
 	for j := range texts {
-		if !equalF32(got.TextEmbeds[j], want.texts[j].Embedding) ||
+		if !slices.Equal(got.TextEmbeds[j], want.texts[j].Embedding) ||
 			fmt.Sprint(got.TextTokens[j]) != fmt.Sprint(want.texts[j].Tokens) {
 			t.Errorf("text %d: embedding or tokens differ from the library", j)
 		}
@@ -201,17 +190,17 @@ func TestEmbedNPY(t *testing.T) {
 		t.Errorf("image_embeds shape %v", shape)
 	}
 	for i := range images {
-		if !equalF32(data[i*256:(i+1)*256], want.images[i].Embedding) {
+		if !slices.Equal(data[i*256:(i+1)*256], want.images[i].Embedding) {
 			t.Errorf("image_embeds row %d differs from the library", i)
 		}
 	}
 	shape, data = readNPY(t, filepath.Join(out, "text_embeds.npy"))
-	if fmt.Sprint(shape) != "[2 256]" || !equalF32(data[256:], want.texts[1].Embedding) {
+	if fmt.Sprint(shape) != "[2 256]" || !slices.Equal(data[256:], want.texts[1].Embedding) {
 		t.Errorf("text_embeds: shape %v or values differ", shape)
 	}
 	shape, data = readNPY(t, filepath.Join(out, "image_features.npy"))
 	tok, width := want.images[0].Tokens, want.images[0].Width
-	if fmt.Sprint(shape) != fmt.Sprint([]int{3, tok, width}) || !equalF32(data[2*tok*width:], want.images[2].Features) {
+	if fmt.Sprint(shape) != fmt.Sprint([]int{3, tok, width}) || !slices.Equal(data[2*tok*width:], want.images[2].Features) {
 		t.Errorf("image_features: shape %v or values differ", shape)
 	}
 	b, err := os.ReadFile(filepath.Join(out, "metadata.json"))
@@ -231,12 +220,12 @@ func TestEmbedNPY(t *testing.T) {
 	// a directory.
 	single := filepath.Join(dir, "texts.npy")
 	mustRun(t, runOpts{}, "embed", "-m", tinyLarge, "-t", texts[0], "-t", texts[1], "-o", single)
-	if shape, data := readNPY(t, single); fmt.Sprint(shape) != "[2 256]" || !equalF32(data[:256], want.texts[0].Embedding) {
+	if shape, data := readNPY(t, single); fmt.Sprint(shape) != "[2 256]" || !slices.Equal(data[:256], want.texts[0].Embedding) {
 		t.Errorf("%s: shape %v or values differ", single, shape)
 	}
 	mustRun(t, runOpts{}, "embed", "-m", tinyLarge, imagesDir+"/scene.png", "--format", "npy", "-o", filepath.Join(dir, "imgs"))
 	if shape, data := readNPY(t, filepath.Join(dir, "imgs", "image_embeds.npy")); fmt.Sprint(shape) != "[1 256]" ||
-		!equalF32(data, want.images[1].Embedding) {
+		!slices.Equal(data, want.images[1].Embedding) {
 		t.Errorf("--format npy directory: shape %v or values differ", shape)
 	}
 }
@@ -279,13 +268,13 @@ func TestEmbedSafetensors(t *testing.T) {
 	tok, width := uint64(want.images[0].Tokens), uint64(want.images[0].Width)
 	feat := tensor("image_features", []uint64{3, tok, width})
 	for i := range images {
-		if !equalF32(ie[i*256:(i+1)*256], want.images[i].Embedding) ||
-			!equalF32(feat[uint64(i)*tok*width:uint64(i+1)*tok*width], want.images[i].Features) {
+		if !slices.Equal(ie[i*256:(i+1)*256], want.images[i].Embedding) ||
+			!slices.Equal(feat[uint64(i)*tok*width:uint64(i+1)*tok*width], want.images[i].Features) {
 			t.Errorf("image %d differs from the library", i)
 		}
 	}
 	for j := range texts {
-		if !equalF32(te[j*256:(j+1)*256], want.texts[j].Embedding) {
+		if !slices.Equal(te[j*256:(j+1)*256], want.texts[j].Embedding) {
 			t.Errorf("text %d differs from the library", j)
 		}
 	}
