@@ -85,11 +85,13 @@ func (c *CUDA) Linear(ctx context.Context, out, x, w, b Tensor, act Activation) 
 	if M == 0 || N == 0 {
 		return nil
 	}
-	bias := "+bias"
-	if isNil(b) {
-		bias = ""
+	if c.prof != nil {
+		bias := "+bias"
+		if isNil(b) {
+			bias = ""
+		}
+		defer c.mark(fmt.Sprintf("%s %dx%d->%d%s %v", op, M, K, N, bias, act))()
 	}
-	defer c.mark(op, fmt.Sprintf("%dx%d->%d%s", M, K, N, bias), act)()
 	ld := max(K, 1)
 	g := cuda.Gemm{Type: c.gemmType(), C: d[0], A: d[1], B: d[2], M: M, N: N, K: K, Lda: ld, Ldb: ld, Ldc: N, Batch: 1}
 	return c.wrap(op, c.gemmNT(ctx, g, d[3], act, M))
@@ -112,7 +114,9 @@ func (c *CUDA) Add(ctx context.Context, out, a, b Tensor) error {
 	if n == 0 {
 		return nil
 	}
-	defer c.mark(op, n)()
+	if c.prof != nil {
+		defer c.mark(fmt.Sprintf("%s %d", op, n))()
+	}
 	return c.wrap(op, c.dev.Launch(ctx, c.kernel("bk_add"), elemGrid(n), block(256), cuP(d[0]), cuP(d[1]), cuP(d[2]), cuI(n)))
 }
 
@@ -142,7 +146,9 @@ func (c *CUDA) LayerNorm(ctx context.Context, out, x, gamma, beta Tensor, eps fl
 	if rows == 0 {
 		return nil
 	}
-	defer c.mark(op, fmt.Sprintf("%dx%d", rows, D))()
+	if c.prof != nil {
+		defer c.mark(fmt.Sprintf("%s %dx%d", op, rows, D))()
+	}
 	return c.wrap(op, c.layerNorm(ctx, d[0], 0, d[1], 0, d[2], d[3], rows, D, eps))
 }
 
@@ -163,7 +169,9 @@ func (c *CUDA) AddLayerNorm(ctx context.Context, sum, out, x, residual, gamma, b
 	if rows == 0 {
 		return nil
 	}
-	defer c.mark(op, fmt.Sprintf("%dx%d", rows, D))()
+	if c.prof != nil {
+		defer c.mark(fmt.Sprintf("%s %dx%d", op, rows, D))()
+	}
 	return c.wrap(op, c.layerNorm(ctx, d[1], d[0], d[2], d[3], d[4], d[5], rows, D, eps))
 }
 
@@ -184,7 +192,9 @@ func (c *CUDA) GELU(ctx context.Context, out, x Tensor) error {
 	if n == 0 {
 		return nil
 	}
-	defer c.mark(op, n)()
+	if c.prof != nil {
+		defer c.mark(fmt.Sprintf("%s %d", op, n))()
+	}
 	return c.wrap(op, c.dev.Launch(ctx, c.kernel("bk_bias_act"), elemGrid(n), block(256), cuP(d[0]), cuP(d[1]), cuP(0), cuI(1), cuI(n), cuI(int(ActGELU))))
 }
 
@@ -225,7 +235,9 @@ func (c *CUDA) Attention(ctx context.Context, out, q, k, v, mask Tensor, ap Atte
 	if B > 65535 || H > 65535 {
 		return fmt.Errorf("ops: cuda: %s: batch %d or heads %d above 65535: %w", op, B, H, ErrUnsupported)
 	}
-	defer c.mark(op, fmt.Sprintf("B=%d H=%d Lq=%d Lk=%d Dh=%d kvB=%d", B, H, Lq, Lk, Dh, Bk))()
+	if c.prof != nil {
+		defer c.mark(fmt.Sprintf("%s B=%d H=%d Lq=%d Lk=%d Dh=%d kvB=%d", op, B, H, Lq, Lk, Dh, Bk))()
+	}
 	var name string
 	bq, threads := 64, 256
 	switch {
@@ -271,7 +283,9 @@ func (c *CUDA) PatchEmbed(ctx context.Context, out, pixels, w, b, cls Tensor, pa
 	if B == 0 || D == 0 {
 		return nil
 	}
-	defer c.mark(op, fmt.Sprintf("B=%d T=%d D=%d", B, T, D))()
+	if c.prof != nil {
+		defer c.mark(fmt.Sprintf("%s B=%d T=%d D=%d", op, B, T, D))()
+	}
 	cols, err := c.acts.Alloc(c.bytes(B * T * KP))
 	if err != nil {
 		return c.wrap(op, err)
@@ -311,7 +325,9 @@ func (c *CUDA) Gather(ctx context.Context, out, table Tensor, ids []int32) error
 	if n == 0 || D == 0 {
 		return nil
 	}
-	defer c.mark(op, fmt.Sprintf("%dx%d", n, D))()
+	if c.prof != nil {
+		defer c.mark(fmt.Sprintf("%s %dx%d", op, n, D))()
+	}
 	idp, err := c.acts.Alloc(uint64(n) * 4)
 	if err != nil {
 		return c.wrap(op, err)
@@ -343,7 +359,9 @@ func (c *CUDA) AddPositions(ctx context.Context, out, x, pos Tensor) error {
 	if rows == 0 || D == 0 {
 		return nil
 	}
-	defer c.mark(op, fmt.Sprintf("%dx%d", rows, D))()
+	if c.prof != nil {
+		defer c.mark(fmt.Sprintf("%s %dx%d", op, rows, D))()
+	}
 	return c.wrap(op, c.dev.Launch(ctx, c.kernel("bk_add_positions"), elemGrid(rows*D), block(256),
 		cuP(d[0]), cuP(d[1]), cuP(d[2]), cuI(rows), cuI(L), cuI(D)))
 }
@@ -366,7 +384,9 @@ func (c *CUDA) TakeRow(ctx context.Context, out, x Tensor, row int) error {
 	if B == 0 || D == 0 {
 		return nil
 	}
-	defer c.mark(op, fmt.Sprintf("%dx%d", B, D))()
+	if c.prof != nil {
+		defer c.mark(fmt.Sprintf("%s %dx%d", op, B, D))()
+	}
 	return c.wrap(op, c.dev.Launch(ctx, c.kernel("bk_take_rows"), cuda.Dim3{uint32(B), 1, 1}, block(128),
 		cuP(d[0]), cuP(d[1]), cuI(B), cuI(D), cuI(row), cuI(L)))
 }
@@ -388,7 +408,9 @@ func (c *CUDA) CopyRows(ctx context.Context, out, x Tensor, start int) error {
 	if out.Len() == 0 {
 		return nil
 	}
-	defer c.mark(op, out.Len())()
+	if c.prof != nil {
+		defer c.mark(fmt.Sprintf("%s %d", op, out.Len()))()
+	}
 	return c.wrap(op, c.dev.Copy(d[0], d[1].Add(int64(c.bytes(start*D))), c.bytes(out.Len())))
 }
 
@@ -409,7 +431,9 @@ func (c *CUDA) L2Normalize(ctx context.Context, out, x Tensor) error {
 	if rows == 0 {
 		return nil
 	}
-	defer c.mark(op, fmt.Sprintf("%dx%d", rows, D))()
+	if c.prof != nil {
+		defer c.mark(fmt.Sprintf("%s %dx%d", op, rows, D))()
+	}
 	return c.wrap(op, c.dev.Launch(ctx, c.kernel("bk_l2_normalize"), cuda.Dim3{uint32(ceilDiv(rows, 4)), 1, 1}, block(128),
 		cuP(d[0]), cuP(d[1]), cuI(rows), cuI(D)))
 }

@@ -3,9 +3,7 @@ package ops
 import (
 	"context"
 	"errors"
-	"fmt"
 	"sort"
-	"strings"
 
 	"github.com/blipcuda/blipcuda/cuda"
 )
@@ -20,7 +18,7 @@ import (
 
 // OpTime is the GPU time of one operation at one shape, summed over calls.
 type OpTime struct {
-	Op     string  // e.g. "linear 577x768->2304 gelu", "attention B=1 H=12 Lq=577 Lk=577 Dh=64"
+	Op     string  // e.g. "linear 577x768->3072+bias gelu", "attention B=1 H=12 Lq=577 Lk=577 Dh=64 kvB=1"
 	Calls  int     // how many calls
 	Millis float64 // total GPU milliseconds
 }
@@ -103,8 +101,9 @@ func noMark() {}
 
 // mark brackets one operation when profiling: it records the start event
 // and returns the function that records the end (call it deferred). label
-// and dims name the operation and its shape.
-func (c *CUDA) mark(label string, dims ...any) func() {
+// names the operation and its shape. Callers check c.prof first, so that the
+// label is only formatted while profiling.
+func (c *CUDA) mark(label string) func() {
 	p := c.prof
 	if p == nil || c.capturing || p.err != nil {
 		return noMark
@@ -122,14 +121,6 @@ func (c *CUDA) mark(label string, dims ...any) func() {
 	if err != nil {
 		p.err = err
 		return noMark
-	}
-	if len(dims) > 0 {
-		var b strings.Builder
-		b.WriteString(label)
-		for _, d := range dims {
-			fmt.Fprintf(&b, " %v", d)
-		}
-		label = b.String()
 	}
 	return func() {
 		end, err := p.event(c.dev)
