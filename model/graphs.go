@@ -68,6 +68,7 @@ func (p *plan) free(be ops.Backend) {
 // frees the plans kept so far.
 func (m *Model) SetGraphs(on bool) {
 	m.noGraphs = !on
+	m.failed = nil // a new chance for the shapes whose capture failed
 	if !on {
 		m.freePlans()
 	}
@@ -82,8 +83,9 @@ func (m *Model) freePlans() {
 
 // graphPlan returns the plan for k, capturing it first if needed, or nil
 // when the pass should run eagerly: the backend cannot capture, graphs are
-// off, tracing is on, the batch is too large, or the capture failed (the
-// eager path then reports any real error).
+// off, tracing is on, the batch is too large, or the capture of this shape
+// failed (once: it is not tried again until SetGraphs; the eager path then
+// reports any real error).
 func (m *Model) graphPlan(ctx context.Context, k planKey) *plan {
 	c, ok := m.be.(ops.Capturer)
 	if !ok || m.noGraphs || m.tracer != nil || (k.kind == planVision && k.batch > maxGraphImages) {
@@ -94,9 +96,16 @@ func (m *Model) graphPlan(ctx context.Context, k planKey) *plan {
 		p.used = m.tick
 		return p
 	}
+	if m.failed[k] {
+		return nil
+	}
 	p, err := m.capture(ctx, c, k)
 	if err != nil {
 		m.graphErr = err
+		if m.failed == nil {
+			m.failed = map[planKey]bool{}
+		}
+		m.failed[k] = true
 		return nil
 	}
 	p.used = m.tick

@@ -3,8 +3,10 @@ package model
 import (
 	"context"
 	"errors"
+	"fmt"
 	"math"
 	"path/filepath"
+	"slices"
 	"testing"
 
 	"github.com/blipcuda/blipcuda/cuda"
@@ -160,5 +162,57 @@ func TestLaunchCounts(t *testing.T) {
 		if c[1] != calls[layers{1, 1}][1] || c[1] > 20 {
 			t.Errorf("%v: %d calls replayed; want a constant ≤ 20", ly, c[1])
 		}
+	}
+}
+
+// failingCapturer is a CPU backend whose captures always fail.
+type failingCapturer struct {
+	*ops.CPU
+	tries int
+}
+
+func (f *failingCapturer) Capture(context.Context, func() error) (ops.Replay, error) {
+	f.tries++
+	return nil, fmt.Errorf("no graphs here: %w", ops.ErrUnsupported)
+}
+
+func (f *failingCapturer) Write(context.Context, ops.Tensor, []float32) error {
+	return ops.ErrUnsupported
+}
+
+// TestFailedCaptureNotRetried: a shape whose capture failed runs eagerly,
+// with the same results, and is not captured again on every call;
+// SetGraphs(true) gives it another chance.
+func TestFailedCaptureNotRetried(t *testing.T) {
+	ctx := context.Background()
+	cfg := tinyConfig(t, "tiny-base")
+	be := &failingCapturer{CPU: ops.NewCPU()}
+	m, err := New(be, cfg, RandomWeights(cfg, 3))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	tb := batchOf([][]int32{{101, 2003, 102}, {101, 2004, 2005, 102}})
+	var first []float32
+	for i := range 3 {
+		e, err := m.TextEmbeddings(ctx, tb)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if first == nil {
+			first = e
+		} else if !slices.Equal(e, first) {
+			t.Fatalf("call %d: embeddings changed", i)
+		}
+	}
+	if be.tries != 1 || !errors.Is(m.GraphError(), ops.ErrUnsupported) || m.Graphs() != 0 {
+		t.Fatalf("%d capture tries (want 1), GraphError %v, %d graphs", be.tries, m.GraphError(), m.Graphs())
+	}
+	m.SetGraphs(true)
+	if _, err := m.TextEmbeddings(ctx, tb); err != nil {
+		t.Fatal(err)
+	}
+	if be.tries != 2 {
+		t.Fatalf("after SetGraphs(true): %d tries, want 2", be.tries)
 	}
 }

@@ -67,6 +67,7 @@ type Model struct {
 	plans    map[planKey]*plan
 	tick     uint64
 	noGraphs bool
+	failed   map[planKey]bool // shapes whose capture failed
 	graphErr error
 }
 
