@@ -279,18 +279,21 @@ func (c *CUDA) Upload(data []float32, shape ...int) (Tensor, error) {
 	if err != nil {
 		return nil, err
 	}
-	if c.dtype == F32 {
-		err = c.dev.WriteFloat32(t.ptr, data)
-	} else {
-		bits := make([]uint16, len(data))
-		encode16(bits, data, c.dtype)
-		err = c.dev.WriteUint16(t.ptr, bits)
-	}
-	if err != nil {
+	if err := c.write(t.ptr, data); err != nil {
 		c.Free(t)
 		return nil, fmt.Errorf("ops: cuda: %s: %w", op, err)
 	}
 	return t, nil
+}
+
+// write copies data to p, converted to the backend's dtype.
+func (c *CUDA) write(p cuda.DevicePtr, data []float32) error {
+	if c.dtype == F32 {
+		return c.dev.WriteFloat32(p, data)
+	}
+	bits := make([]uint16, len(data))
+	encode16(bits, data, c.dtype)
+	return c.dev.WriteUint16(p, bits)
 }
 
 // Download copies t into dst (as float32) after the work queued before it.

@@ -90,12 +90,7 @@ func (c *CUDA) Write(ctx context.Context, t Tensor, data []float32) error {
 	if err != nil {
 		return err
 	}
-	if c.dtype == F32 {
-		return c.wrap(op, c.dev.WriteFloat32(p, data))
-	}
-	bits := make([]uint16, len(data))
-	encode16(bits, data, c.dtype)
-	return c.wrap(op, c.dev.WriteUint16(p, bits))
+	return c.wrap(op, c.write(p, data))
 }
 
 var _ Capturer = (*CUDA)(nil)
