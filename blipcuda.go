@@ -34,6 +34,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"unicode/utf8"
 
 	"github.com/blipcuda/blipcuda/hub"
@@ -212,6 +213,8 @@ type Model struct {
 	tok     *tokenizer.Tokenizer
 	pre     imageproc.Config
 	closed  bool
+	// closedFlag mirrors closed for Health, which does not take mu.
+	closedFlag atomic.Bool
 }
 
 // Info describes a loaded model.
@@ -373,6 +376,7 @@ func (m *Model) Close() error {
 		return nil
 	}
 	m.closed = true
+	m.closedFlag.Store(true)
 	err := m.net.Close()
 	err = errors.Join(err, m.be.Close(), m.weights.Close())
 	return err
