@@ -85,7 +85,15 @@ func classify(err error) *apiError {
 	return &apiError{status: http.StatusInternalServerError, msg: err.Error(), err: err}
 }
 
+// ErrShutdown is the cause to cancel the requests' base context with
+// (http.Server.BaseContext) when a drain timeout passes: their requests
+// are answered 503 instead of 499.
+var ErrShutdown = errors.New("server: shutting down")
+
 func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
+	if errors.Is(context.Cause(r.Context()), ErrShutdown) {
+		err = &apiError{status: http.StatusServiceUnavailable, msg: "the server is shutting down", err: err}
+	}
 	ae := classify(err)
 	typ := "invalid_request_error"
 	switch {

@@ -31,7 +31,9 @@ import (
 func decodeRequest(r *http.Request, dst any) error {
 	ct, params, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
 	switch ct {
-	case "", "application/json":
+	case "", "application/json", "application/x-www-form-urlencoded":
+		// The last is what curl -d sends unless told otherwise; a form body
+		// is not JSON and fails as such, naming where.
 		body, err := io.ReadAll(r.Body)
 		if err != nil {
 			return err

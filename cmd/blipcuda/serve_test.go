@@ -1,0 +1,312 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"runtime"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// served is a running `blipcuda serve`.
+type served struct {
+	cmd    *exec.Cmd
+	url    string
+	mu     sync.Mutex
+	stderr bytes.Buffer
+	done   chan struct{} // closed when stderr ends
+}
+
+func (s *served) log() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.stderr.String()
+}
+
+var listening = regexp.MustCompile(`listening(?: addr=|".*"addr":")([^"\s]+)`)
+
+// startServe starts `blipcuda serve` on a free loopback port with the tiny
+// model and waits until it listens.
+func startServe(t *testing.T, args ...string) *served {
+	t.Helper()
+	if runtime.GOOS == "windows" {
+		t.Skip("SIGTERM: not on Windows")
+	}
+	cmd, _, _ := binCmd(t, runOpts{}, append([]string{"serve", "--model", filepath.Join(tinyDir(), "tiny-base"),
+		"--device", "cpu", "--addr", "127.0.0.1:0"}, args...)...)
+	cmd.Stderr = nil
+	pipe, err := cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	s := &served{cmd: cmd, done: make(chan struct{})}
+	addr := make(chan string, 1)
+	go func() {
+		defer close(s.done)
+		sc := bufio.NewScanner(pipe)
+		for sc.Scan() {
+			s.mu.Lock()
+			s.stderr.WriteString(sc.Text() + "\n")
+			s.mu.Unlock()
+			if m := listening.FindStringSubmatch(sc.Text()); m != nil {
+				addr <- m[1]
+			}
+		}
+	}()
+	select {
+	case a := <-addr:
+		s.url = "http://" + a
+	case <-time.After(60 * time.Second):
+		cmd.Process.Kill()
+		t.Fatalf("serve did not start:\n%s", s.log())
+	}
+	t.Cleanup(func() {
+		if cmd.ProcessState == nil {
+			cmd.Process.Kill()
+			cmd.Wait()
+		}
+	})
+	return s
+}
+
+// stop sends SIGTERM and returns the exit status.
+func (s *served) stop(t *testing.T) int {
+	t.Helper()
+	if err := s.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	<-s.done
+	err := s.cmd.Wait()
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
+		return ee.ExitCode()
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	return 0
+}
+
+func tinyDir() string { return filepath.Join("..", "..", "testdata", "models") }
+
+// matchBody is 1 image × 8 captions.
+func matchBody(t testing.TB) []byte {
+	img, err := os.ReadFile(filepath.Join(tinyDir(), "images", "scene.png"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := json.Marshal(map[string]any{"images": []string{base64.StdEncoding.EncodeToString(img)},
+		"texts": []string{"a red square", "two cats", "a beach at sunset", "blue stripes", "waves", "a dog", "a room", "blocks"}})
+	return body
+}
+
+// outcome classifies one request sent while the server shuts down.
+type outcome int
+
+const (
+	answered  outcome = iota // 200 with a complete document
+	cancelled                // 503: cancelled by the drain timeout
+	notTaken                 // the connection was refused or reset before the server took it
+	broken                   // anything else: an accepted request left unanswered
+)
+
+func send(client *http.Client, url string, body []byte) (outcome, string) {
+	resp, err := client.Post(url+"/v1/match", "application/json", bytes.NewReader(body))
+	if err != nil {
+		if errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.ECONNRESET) {
+			return notTaken, ""
+		}
+		return broken, err.Error()
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return broken, "reading the answer: " + err.Error()
+	}
+	switch resp.StatusCode {
+	case 200:
+		var doc struct {
+			ITMProb [][]float32 `json:"itm_prob"`
+		}
+		if err := json.Unmarshal(b, &doc); err != nil || len(doc.ITMProb) != 1 || len(doc.ITMProb[0]) != 8 {
+			return broken, fmt.Sprintf("incomplete answer: %s", b)
+		}
+		return answered, ""
+	case 503:
+		return cancelled, ""
+	}
+	return broken, fmt.Sprintf("status %d: %s", resp.StatusCode, b)
+}
+
+// load sends requests from n clients until stop is closed, counting
+// outcomes; after stop each client sends nothing more.
+func load(url string, n int, body []byte, stop <-chan struct{}) (counts *[4]atomic.Int64, problems chan string, wait func()) {
+	counts = new([4]atomic.Int64)
+	problems = make(chan string, 1000)
+	var wg sync.WaitGroup
+	client := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}, Timeout: 60 * time.Second}
+	for i := 0; i < n; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				o, why := send(client, url, body)
+				counts[o].Add(1)
+				if o == broken {
+					problems <- why
+				}
+				if o == notTaken {
+					return
+				}
+			}
+		}()
+	}
+	return counts, problems, wg.Wait
+}
+
+// TestServeShutdown: SIGTERM while 16 clients keep the server busy: every
+// request the server took is answered (the rest are refused at connect),
+// and the process exits 0.
+func TestServeShutdown(t *testing.T) {
+	s := startServe(t, "--drain-timeout", "30s")
+	body := matchBody(t)
+	stop := make(chan struct{})
+	counts, problems, wait := load(s.url, 16, body, stop)
+	time.Sleep(1500 * time.Millisecond)
+	before := counts[answered].Load()
+	code := s.stop(t)
+	close(stop)
+	wait()
+	close(problems)
+	for p := range problems {
+		t.Errorf("request left unanswered: %s", p)
+	}
+	if code != 0 {
+		t.Errorf("exit %d after SIGTERM\n%s", code, s.log())
+	}
+	if before == 0 || counts[answered].Load() <= before {
+		t.Errorf("answered %d before SIGTERM, %d in all: no request was in flight at SIGTERM", before, counts[answered].Load())
+	}
+	if counts[cancelled].Load() != 0 {
+		t.Errorf("%d requests cancelled within a 30 s drain", counts[cancelled].Load())
+	}
+	for _, want := range []string{"shutting down", "stopped", "route=/v1/match status=200"} {
+		if !strings.Contains(s.log(), want) {
+			t.Errorf("log lacks %q:\n%s", want, s.log())
+		}
+	}
+	t.Logf("answered %d (%d before SIGTERM), refused %d", counts[answered].Load(), before, counts[notTaken].Load())
+}
+
+// TestServeDrainTimeout: with a drain timeout too short for the work in
+// flight, the requests still running are answered 503 and the process
+// still exits 0.
+func TestServeDrainTimeout(t *testing.T) {
+	s := startServe(t, "--drain-timeout", "1ms", "--max-batch", "1")
+	body := matchBody(t)
+	stop := make(chan struct{})
+	counts, problems, wait := load(s.url, 32, body, stop)
+	time.Sleep(1000 * time.Millisecond)
+	code := s.stop(t)
+	close(stop)
+	wait()
+	close(problems)
+	for p := range problems {
+		t.Errorf("request left unanswered: %s", p)
+	}
+	if code != 0 {
+		t.Errorf("exit %d after SIGTERM\n%s", code, s.log())
+	}
+	if counts[cancelled].Load() == 0 {
+		t.Errorf("no request was cancelled by a 1 ms drain timeout (answered %d)", counts[answered].Load())
+	}
+	if !strings.Contains(s.log(), "drain timeout passed") {
+		t.Errorf("log lacks the drain timeout:\n%s", s.log())
+	}
+}
+
+func TestServeFlags(t *testing.T) {
+	for _, args := range [][]string{
+		{"--max-batch", "0"}, {"--queue", "-1"}, {"--max-body", "lots"}, {"--log-format", "xml"},
+		{"--request-timeout", "0s"}, {"--device", "tpu"},
+	} {
+		r := run(t, runOpts{}, append([]string{"serve", "--model", filepath.Join(tinyDir(), "tiny-base")}, args...)...)
+		if r.code != exitUsage {
+			t.Errorf("%v: exit %d, want %d\n%v", args, r.code, exitUsage, r)
+		}
+	}
+	// A port in use fails at once, naming it.
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	r := run(t, runOpts{}, "serve", "--model", filepath.Join(tinyDir(), "tiny-base"), "--addr", ln.Addr().String())
+	wantFail(t, r, exitFailure, "--addr "+ln.Addr().String())
+}
+
+// TestServeJSONLog: --log-format json writes one JSON object per line,
+// access log lines included, and --api-key guards the routes.
+func TestServeJSONLog(t *testing.T) {
+	s := startServe(t, "--log-format", "json", "--api-key", "k3y")
+	req, _ := http.NewRequest(http.MethodGet, s.url+"/v1/models", nil)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 401 {
+		t.Errorf("without the key: %d", resp.StatusCode)
+	}
+	req.Header.Set("Authorization", "Bearer k3y")
+	if resp, err = http.DefaultClient.Do(req); err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Errorf("with the key: %d", resp.StatusCode)
+	}
+	if code := s.stop(t); code != 0 {
+		t.Errorf("exit %d", code)
+	}
+	n := 0
+	for _, line := range strings.Split(strings.TrimSpace(s.log()), "\n") {
+		var rec map[string]any
+		if err := json.Unmarshal([]byte(line), &rec); err != nil {
+			t.Errorf("not JSON: %s", line)
+			continue
+		}
+		if rec["msg"] == "request" {
+			n++
+			if rec["route"] != "/v1/models" || rec["status"] == nil {
+				t.Errorf("access log line: %s", line)
+			}
+		}
+	}
+	if n != 2 {
+		t.Errorf("%d access log lines, want 2:\n%s", n, s.log())
+	}
+}
