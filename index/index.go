@@ -84,6 +84,11 @@ func ModelOf(m *blipcuda.Model, name string) Model {
 	if id == "" {
 		id = filepath.Base(filepath.Clean(name))
 	}
+	if st, err := os.Stat(name); err == nil && st.IsDir() {
+		if abs, err := filepath.Abs(name); err == nil {
+			name = abs // a checkpoint directory, found again from anywhere
+		}
+	}
 	return Model{Name: name, ID: id, ConfigHash: info.ConfigHash(), Dim: info.Config.ImageTextHiddenSize,
 		Tokens: info.Config.NumImageTokens(), Width: info.Config.Vision.HiddenSize}
 }
@@ -720,6 +725,43 @@ func (ix *Index) remap() error {
 				return fmt.Errorf("index %s: %w", ix.dir, err)
 			}
 		}
+	}
+	return nil
+}
+
+// Touch updates the size, mtime and hash of existing records whose
+// content did not change (same SHA-256), keeping their vectors, in one
+// transaction. Paths not in the index are an error.
+func (ix *Index) Touch(ctx context.Context, entries []Entry) error {
+	ix.mu.Lock()
+	defer ix.mu.Unlock()
+	if err := ix.usable(true, ctx); err != nil {
+		return err
+	}
+	err := ix.update(func(tx *bolt.Tx) error {
+		files := tx.Bucket(bFiles)
+		for _, e := range entries {
+			v := files.Get([]byte(e.Path))
+			if v == nil {
+				return fmt.Errorf("%s is not in the index", e.Path)
+			}
+			var old Entry
+			if err := decodeEntry(e.Path, v, &old); err != nil {
+				return err
+			}
+			e.Slot = old.Slot
+			b, err := json.Marshal(e)
+			if err != nil {
+				return err
+			}
+			if err := files.Put([]byte(e.Path), b); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("index %s: updating %d records: %w", ix.dir, len(entries), err)
 	}
 	return nil
 }
