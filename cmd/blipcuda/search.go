@@ -15,6 +15,7 @@ import (
 
 	"github.com/blipcuda/blipcuda"
 	"github.com/blipcuda/blipcuda/index"
+	"github.com/blipcuda/blipcuda/internal/outfile"
 )
 
 var searchCommand = &command{
@@ -170,6 +171,16 @@ func runSearch(ctx context.Context, a *app, args []string) error {
 		if err := checkOutputPath(p.flag, p.path); err != nil {
 			return err
 		}
+	}
+	inputs := []outfile.Use{}
+	for _, f := range tf.files {
+		inputs = append(inputs, outfile.Use{Role: "--texts", Path: f})
+	}
+	for _, f := range imagePaths {
+		inputs = append(inputs, outfile.Use{Role: "--image", Path: f})
+	}
+	if err := outfile.Clash([]outfile.Use{{Role: "--output", Path: output}, {Role: "--plot", Path: plot}}, inputs); err != nil {
+		return usagef("%v", err)
 	}
 
 	var ix *index.Index

@@ -231,6 +231,28 @@ func TestSearchEndToEnd(t *testing.T) {
 		}
 	}
 
+	// Contact sheets: a PNG with the thumbnails, an HTML page with them
+	// inline; written together with --output.
+	sheet, page, res := filepath.Join(tmp, "sheet.png"), filepath.Join(tmp, "sheet.html"), filepath.Join(tmp, "res.json")
+	mustRun(t, runOpts{}, "search", "--index", idx, "--top", "7", "--plot", sheet, "-o", res, "--format", "json", queries[0], queries[1])
+	f, err := os.Open(sheet)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := png.DecodeConfig(f)
+	f.Close()
+	if err != nil || cfg.Width < 900 || cfg.Height < 600 {
+		t.Errorf("--plot PNG: %v %+v", err, cfg)
+	}
+	if _, err := os.Stat(res); err != nil {
+		t.Error(err)
+	}
+	mustRun(t, runOpts{}, "search", "--image", qimgs[0], "--texts", textsFile, "--model", tinyBase, "--plot", page)
+	if b, _ := os.ReadFile(page); !strings.Contains(string(b), "data:image/jpeg;base64,") || !strings.Contains(string(b), texts[0][:10]) {
+		t.Errorf("--plot HTML:\n%.500s", b)
+	}
+	wantFail(t, run(t, runOpts{}, "search", "--image", qimgs[0], "--texts", textsFile, "--model", tinyBase, "-o", textsFile), 2, "same file")
+
 	// Table and CSV carry the same first result.
 	tab := mustRun(t, runOpts{}, "search", "--index", idx, "--top", "3", queries[0]).stdout
 	csvOut := mustRun(t, runOpts{}, "search", "--index", idx, "--top", "3", "--format", "csv", queries[0]).stdout
