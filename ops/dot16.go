@@ -7,7 +7,8 @@ package ops
 // the order of the additions differs from a sequential loop, so results
 // agree with one to float32 rounding, not bit for bit. With AVX2, FMA and
 // F16C and len(q) a multiple of 16 it runs an assembly kernel (one pass
-// over memory, 16 values a step); elsewhere a portable loop.
+// over memory, 32 values a step, four accumulators); elsewhere a portable
+// loop.
 func DotRowsF16(out, q []float32, rows []uint16) {
 	dim := len(q)
 	if dim == 0 {

@@ -4,9 +4,10 @@
 
 // func dotRowsF16AVX2(out *float32, q *float32, rows *uint16, n int, dim int)
 //
-// For each of n rows: 16 halves a step converted by VCVTPH2PS and
-// multiplied into two 8-wide accumulators (Y0, Y1) against q; the two are
-// summed and reduced horizontally into out[i]. dim is a multiple of 16.
+// For each of n rows: halves converted by VCVTPH2PS and multiplied into
+// four 8-wide accumulators (Y0–Y3, so that four FMA chains overlap) against
+// q, 32 values a step while 32 or more remain, then 16; the accumulators
+// are summed and reduced horizontally into out[i]. dim is a multiple of 16.
 // Registers: DI out, SI q, DX the current row, CX rows left, R8 dim,
 // R9 q cursor, R10 values left in the row.
 TEXT ·dotRowsF16AVX2(SB), NOSPLIT, $0-40
@@ -19,20 +20,44 @@ TEXT ·dotRowsF16AVX2(SB), NOSPLIT, $0-40
 row:
 	VXORPS Y0, Y0, Y0
 	VXORPS Y1, Y1, Y1
+	VXORPS Y2, Y2, Y2
+	VXORPS Y3, Y3, Y3
 	MOVQ   SI, R9
 	MOVQ   R8, R10
+	CMPQ   R10, $32
+	JLT    tail
 
-step:
-	VCVTPH2PS   (DX), Y2
-	VCVTPH2PS   16(DX), Y3
-	VFMADD231PS (R9), Y2, Y0
-	VFMADD231PS 32(R9), Y3, Y1
+step32:
+	VCVTPH2PS   (DX), Y4
+	VCVTPH2PS   16(DX), Y5
+	VCVTPH2PS   32(DX), Y6
+	VCVTPH2PS   48(DX), Y7
+	VFMADD231PS (R9), Y4, Y0
+	VFMADD231PS 32(R9), Y5, Y1
+	VFMADD231PS 64(R9), Y6, Y2
+	VFMADD231PS 96(R9), Y7, Y3
+	ADDQ        $64, DX
+	ADDQ        $128, R9
+	SUBQ        $32, R10
+	CMPQ        R10, $32
+	JGE         step32
+
+tail:
+	TESTQ       R10, R10
+	JZ          reduce
+	VCVTPH2PS   (DX), Y4
+	VCVTPH2PS   16(DX), Y5
+	VFMADD231PS (R9), Y4, Y0
+	VFMADD231PS 32(R9), Y5, Y1
 	ADDQ        $32, DX
 	ADDQ        $64, R9
 	SUBQ        $16, R10
-	JNZ         step
+	JMP         tail
 
+reduce:
 	VADDPS       Y1, Y0, Y0
+	VADDPS       Y3, Y2, Y2
+	VADDPS       Y2, Y0, Y0
 	VEXTRACTF128 $1, Y0, X1
 	VADDPS       X1, X0, X0
 	VHADDPS      X0, X0, X0

@@ -81,7 +81,9 @@ func BenchmarkDotRowsF16(b *testing.B) {
 	}
 	out := make([]float32, n)
 	b.SetBytes(int64(len(rows) * 2))
+	c0 := cpuSeconds()
 	for b.Loop() {
 		DotRowsF16(out, q, rows)
 	}
+	b.ReportMetric((cpuSeconds()-c0)*1e9/float64(b.N), "cpu-ns/op")
 }
