@@ -7,10 +7,12 @@
 //	index.db         a bbolt database (go.etcd.io/bbolt): the format version,
 //	                 the model, and one record per image (path, size, mtime,
 //	                 SHA-256, slot), each batch of images one transaction
-//	embeddings.f16   slot-major N×dim float16 embeddings (little-endian),
-//	                 memory-mapped for the ITC pass
-//	embeddings.f32   the same embeddings in float32, for exact scores of the
-//	                 candidates
+//	embeddings.i8    slot-major N×dim int8 embeddings, memory-mapped for the
+//	                 ITC pass (blipcuda.QuantizeRows)
+//	embeddings.i8b   per slot two little-endian float32: the row's scale and
+//	                 a bound on its quantisation error
+//	embeddings.f32   the same embeddings in float32 (little-endian), for the
+//	                 exact scores of the candidates
 //	features.f16     with features: slot-major N×tokens×width float16 raw
 //	                 features, for re-ranking without re-encoding
 //

@@ -31,10 +31,11 @@ const Extension = ".blipidx"
 
 // Files of an index directory.
 const (
-	dbName   = "index.db"
-	halfName = "embeddings.f16"
-	fullName = "embeddings.f32"
-	featName = "features.f16"
+	dbName    = "index.db"
+	quantName = "embeddings.i8"
+	boundName = "embeddings.i8b"
+	fullName  = "embeddings.f32"
+	featName  = "features.f16"
 )
 
 // Errors callers can test for with errors.Is.
@@ -156,7 +157,8 @@ type Index struct {
 	slots    int              // rows in use (free ones included)
 	free     map[int]struct{} // free rows below slots
 	count    int              // records
-	half     *vecFile
+	quant    *vecFile         // int8 embeddings
+	bound    *vecFile         // per row: scale, error bound (float32)
 	full     *vecFile
 	feat     *vecFile
 	closed   bool
@@ -402,7 +404,10 @@ func (ix *Index) openFiles() error {
 	}
 	dim, feat := ix.rowSizes()
 	var err error
-	if ix.half, err = openVec(filepath.Join(ix.dir, halfName), 2, dim, ix.opts.Write); err != nil {
+	if ix.quant, err = openVec(filepath.Join(ix.dir, quantName), 1, dim, ix.opts.Write); err != nil {
+		return err
+	}
+	if ix.bound, err = openVec(filepath.Join(ix.dir, boundName), 4, 2, ix.opts.Write); err != nil {
 		return err
 	}
 	if ix.full, err = openVec(filepath.Join(ix.dir, fullName), 4, dim, ix.opts.Write); err != nil {
@@ -413,7 +418,7 @@ func (ix *Index) openFiles() error {
 			return err
 		}
 	}
-	for _, f := range []*vecFile{ix.half, ix.full, ix.feat} {
+	for _, f := range ix.files() {
 		if f != nil && f.rows() < ix.slots {
 			return fmt.Errorf("%w: %s: %s holds %d rows, and the index records %d", ErrTruncated, ix.dir,
 				filepath.Base(f.path), f.rows(), ix.slots)
@@ -422,13 +427,16 @@ func (ix *Index) openFiles() error {
 	return nil
 }
 
+// files returns the vector files, nil where absent.
+func (ix *Index) files() []*vecFile { return []*vecFile{ix.quant, ix.bound, ix.full, ix.feat} }
+
 func (ix *Index) closeFiles() {
-	for _, f := range []*vecFile{ix.half, ix.full, ix.feat} {
+	for _, f := range ix.files() {
 		if f != nil {
 			f.close()
 		}
 	}
-	ix.half, ix.full, ix.feat = nil, nil, nil
+	ix.quant, ix.bound, ix.full, ix.feat = nil, nil, nil, nil
 	if ix.db != nil {
 		ix.db.Close()
 		ix.db = nil
@@ -444,7 +452,7 @@ func (ix *Index) Close() error {
 	}
 	ix.closed = true
 	var errs []error
-	for _, f := range []*vecFile{ix.half, ix.full, ix.feat} {
+	for _, f := range ix.files() {
 		if f != nil {
 			errs = append(errs, f.close())
 		}
@@ -688,14 +696,17 @@ func (ix *Index) Add(ctx context.Context, items []Item) error {
 // files.
 func (ix *Index) writeVectors(items []Item, slots []int) error {
 	dim, feat := ix.rowSizes()
-	half := make([]uint16, dim)
+	quant, bound := make([]int8, dim), make([]float32, 2)
 	var fh []uint16
 	if ix.features {
 		fh = make([]uint16, feat)
 	}
 	for i, it := range items {
-		blipcuda.EncodeHalf(half, it.Embedding)
-		if err := ix.half.writeHalf(slots[i], half); err != nil {
+		blipcuda.QuantizeRows(quant, bound, it.Embedding, dim)
+		if err := ix.quant.writeInt8(slots[i], quant); err != nil {
+			return err
+		}
+		if err := ix.bound.writeFloat(slots[i], bound); err != nil {
 			return err
 		}
 		if err := ix.full.writeFloat(slots[i], it.Embedding); err != nil {
@@ -708,7 +719,7 @@ func (ix *Index) writeVectors(items []Item, slots []int) error {
 			}
 		}
 	}
-	for _, f := range []*vecFile{ix.half, ix.full, ix.feat} {
+	for _, f := range ix.files() {
 		if f != nil {
 			if err := f.sync(); err != nil {
 				return err
@@ -719,7 +730,7 @@ func (ix *Index) writeVectors(items []Item, slots []int) error {
 }
 
 func (ix *Index) remap() error {
-	for _, f := range []*vecFile{ix.half, ix.full, ix.feat} {
+	for _, f := range ix.files() {
 		if f != nil {
 			if err := f.remap(); err != nil {
 				return fmt.Errorf("index %s: %w", ix.dir, err)
@@ -837,7 +848,8 @@ func (ix *Index) Search(ctx context.Context, queries [][]float32, k int) ([][]Re
 		return out, nil
 	}
 	dim := ix.model.Dim
-	e := blipcuda.EmbeddingMatrix{Dim: dim, Half: ix.half.halves()[:ix.slots*dim], Full: ix.full.floats()[:ix.slots*dim]}
+	e := blipcuda.EmbeddingMatrix{Dim: dim, Quant: ix.quant.int8s()[:ix.slots*dim], Bounds: ix.bound.floats()[:ix.slots*2],
+		Full: ix.full.floats()[:ix.slots*dim]}
 	if len(ix.free) > 0 {
 		e.Skip = func(r int) bool { _, ok := ix.free[r]; return ok }
 	}
@@ -913,7 +925,7 @@ func (ix *Index) Stats() Stats {
 	ix.mu.RLock()
 	defer ix.mu.RUnlock()
 	s := Stats{Images: ix.count, Slots: ix.slots, FreeSlots: len(ix.free), Features: ix.features}
-	for _, n := range []string{dbName, halfName, fullName, featName} {
+	for _, n := range []string{dbName, quantName, boundName, fullName, featName} {
 		if st, err := os.Stat(filepath.Join(ix.dir, n)); err == nil {
 			s.Bytes += st.Size()
 		}

@@ -248,7 +248,7 @@ func TestBadIndexes(t *testing.T) {
 	db, _ = bolt.Open(filepath.Join(dir, dbName), 0o666, nil)
 	db.Update(func(tx *bolt.Tx) error { return tx.Bucket(bMeta).Put(kFormat, []byte("1")) })
 	db.Close()
-	if err := os.Truncate(filepath.Join(dir, halfName), 5*int64(testModel.Dim)*2+7); err != nil {
+	if err := os.Truncate(filepath.Join(dir, quantName), 5*int64(testModel.Dim)+7); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := Open(ctx, dir, Options{}); !errors.Is(err, ErrTruncated) {

@@ -14,7 +14,7 @@ import (
 type vecFile struct {
 	path string
 	f    *os.File
-	elem int    // bytes per value: 2 or 4
+	elem int    // bytes per value: 1, 2 or 4
 	row  int    // values per row
 	data []byte // the mapped file (nil when empty)
 	buf  []byte // encoding buffer for writes
@@ -78,6 +78,13 @@ func (v *vecFile) close() error {
 	return errors.Join(err, v.f.Close())
 }
 
+func (v *vecFile) int8s() []int8 {
+	if len(v.data) == 0 {
+		return nil
+	}
+	return unsafe.Slice((*int8)(unsafe.Pointer(&v.data[0])), len(v.data))
+}
+
 func (v *vecFile) halves() []uint16 {
 	if len(v.data) < 2 {
 		return nil
@@ -96,6 +103,14 @@ func (v *vecFile) writeHalf(slot int, row []uint16) error {
 	b := v.buffer()
 	for i, h := range row {
 		binary.LittleEndian.PutUint16(b[2*i:], h)
+	}
+	return v.writeRow(slot, b)
+}
+
+func (v *vecFile) writeInt8(slot int, row []int8) error {
+	b := v.buffer()
+	for i, x := range row {
+		b[i] = byte(x)
 	}
 	return v.writeRow(slot, b)
 }

@@ -391,11 +391,12 @@ func (a *app) searchTexts(ctx context.Context, m *blipcuda.Model, ix *index.Inde
 		return err
 	}
 	dim := len(tenc[0].Embedding)
-	mat := blipcuda.EmbeddingMatrix{Dim: dim, Half: make([]uint16, len(texts)*dim), Full: make([]float32, 0, len(texts)*dim)}
+	mat := blipcuda.EmbeddingMatrix{Dim: dim, Quant: make([]int8, len(texts)*dim), Bounds: make([]float32, 2*len(texts)),
+		Full: make([]float32, 0, len(texts)*dim)}
 	for _, e := range tenc {
 		mat.Full = append(mat.Full, e.Embedding...)
 	}
-	blipcuda.EncodeHalf(mat.Half, mat.Full)
+	blipcuda.QuantizeRows(mat.Quant, mat.Bounds, mat.Full, dim)
 	res.Collection = len(texts)
 	if res.K > len(texts) && res.Score != blipcuda.RankITC {
 		a.log.Info(fmt.Sprintf("--k %d is more than the %d texts: all of them are re-ranked", res.K, len(texts)))

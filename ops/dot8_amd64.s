@@ -2,15 +2,15 @@
 
 #include "textflag.h"
 
-// func dotRowsF16AVX2(out *float32, q *float32, rows *uint16, n int, dim int)
+// func dotRowsInt8AVX2(out *float32, q *float32, rows *int8, n int, dim int)
 //
-// For each of n rows: halves converted by VCVTPH2PS and multiplied into
-// four 8-wide accumulators (Y0–Y3, so that four FMA chains overlap) against
-// q, 32 values a step while 32 or more remain, then 16; the accumulators
-// are summed and reduced horizontally into out[i]. dim is a multiple of 16.
-// Registers: DI out, SI q, DX the current row, CX rows left, R8 dim,
-// R9 q cursor, R10 values left in the row.
-TEXT ·dotRowsF16AVX2(SB), NOSPLIT, $0-40
+// For each of n rows: int8 values sign-extended to int32 (VPMOVSXBD, 8 at
+// a time), converted to float32 (VCVTDQ2PS) and multiplied into four
+// 8-wide accumulators (Y0–Y3) against q, 32 values a step while 32 or more
+// remain, then 16; the accumulators are summed and reduced horizontally
+// into out[i]. dim is a multiple of 16. Registers: DI out, SI q, DX the
+// current row, CX rows left, R8 dim, R9 q cursor, R10 values left.
+TEXT ·dotRowsInt8AVX2(SB), NOSPLIT, $0-40
 	MOVQ out+0(FP), DI
 	MOVQ q+8(FP), SI
 	MOVQ rows+16(FP), DX
@@ -28,15 +28,19 @@ row:
 	JLT    tail
 
 step32:
-	VCVTPH2PS   (DX), Y4
-	VCVTPH2PS   16(DX), Y5
-	VCVTPH2PS   32(DX), Y6
-	VCVTPH2PS   48(DX), Y7
+	VPMOVSXBD   (DX), Y4
+	VPMOVSXBD   8(DX), Y5
+	VPMOVSXBD   16(DX), Y6
+	VPMOVSXBD   24(DX), Y7
+	VCVTDQ2PS   Y4, Y4
+	VCVTDQ2PS   Y5, Y5
+	VCVTDQ2PS   Y6, Y6
+	VCVTDQ2PS   Y7, Y7
 	VFMADD231PS (R9), Y4, Y0
 	VFMADD231PS 32(R9), Y5, Y1
 	VFMADD231PS 64(R9), Y6, Y2
 	VFMADD231PS 96(R9), Y7, Y3
-	ADDQ        $64, DX
+	ADDQ        $32, DX
 	ADDQ        $128, R9
 	SUBQ        $32, R10
 	CMPQ        R10, $32
@@ -45,11 +49,13 @@ step32:
 tail:
 	TESTQ       R10, R10
 	JZ          reduce
-	VCVTPH2PS   (DX), Y4
-	VCVTPH2PS   16(DX), Y5
+	VPMOVSXBD   (DX), Y4
+	VPMOVSXBD   8(DX), Y5
+	VCVTDQ2PS   Y4, Y4
+	VCVTDQ2PS   Y5, Y5
 	VFMADD231PS (R9), Y4, Y0
 	VFMADD231PS 32(R9), Y5, Y1
-	ADDQ        $32, DX
+	ADDQ        $16, DX
 	ADDQ        $64, R9
 	SUBQ        $16, R10
 	JMP         tail
