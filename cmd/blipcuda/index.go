@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"sort"
@@ -17,6 +18,7 @@ import (
 
 	"github.com/blipcuda/blipcuda"
 	"github.com/blipcuda/blipcuda/index"
+	"github.com/blipcuda/blipcuda/internal/progress"
 )
 
 var indexCommand = &command{
@@ -189,8 +191,18 @@ func (a *app) indexImages(ctx context.Context, m *blipcuda.Model, ix *index.Inde
 	if len(todo) == 0 {
 		return nil
 	}
-	prog := a.newProgress("indexing", len(todo))
-	defer prog.finish()
+	prog := progress.Auto(a.stderrFile, a.quiet, "image", len(todo))
+	defer prog.Finish()
+	if prog != nil {
+		// Warnings while the bar is drawn: erase it, write, redraw.
+		log := a.log
+		level := slog.LevelInfo
+		if a.verbose {
+			level = slog.LevelDebug
+		}
+		a.log = newLogger(prog.Writer(a.stderr), level)
+		defer func() { a.log = log }()
+	}
 	features := ix.HasFeatures()
 	for first := 0; first < len(todo); first += batch {
 		chunk := todo[first:min(first+batch, len(todo))]
@@ -266,7 +278,7 @@ func (a *app) indexImages(ctx context.Context, m *blipcuda.Model, ix *index.Inde
 			}
 			st.unchanged += len(touched)
 		}
-		prog.add(len(chunk))
+		prog.Add(len(chunk))
 	}
 	return nil
 }
