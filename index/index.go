@@ -533,6 +533,9 @@ func (ix *Index) Key(path string) (string, error) {
 	return abs, nil
 }
 
+// maxPath bounds a stored path (longer keys mean a damaged database).
+const maxPath = 64 << 10
+
 // Resolve returns the file path of a stored path.
 func (ix *Index) Resolve(key string) string {
 	if filepath.IsAbs(key) {
@@ -562,8 +565,11 @@ func (ix *Index) Lookup(key string) (Entry, bool, error) {
 }
 
 func decodeEntry(key string, v []byte, e *Entry) error {
+	if len(key) > maxPath || v == nil {
+		return fmt.Errorf("%w: damaged record %.80q", ErrNotIndex, key)
+	}
 	if err := json.Unmarshal(v, e); err != nil {
-		return fmt.Errorf("%w: record of %s: %v", ErrNotIndex, key, err)
+		return fmt.Errorf("%w: record of %.200q: %v", ErrNotIndex, key, err)
 	}
 	e.Path = key
 	return nil
@@ -612,8 +618,8 @@ func (ix *Index) Add(ctx context.Context, items []Item) error {
 		if ix.features && len(it.Features) != feat {
 			return fmt.Errorf("index %s: image %s: %d feature values, want %d", ix.dir, it.Path, len(it.Features), feat)
 		}
-		if it.Path == "" || seen[it.Path] {
-			return fmt.Errorf("index %s: empty or repeated path %q in a batch", ix.dir, it.Path)
+		if it.Path == "" || len(it.Path) > maxPath || seen[it.Path] {
+			return fmt.Errorf("index %s: empty, too long or repeated path %.200q in a batch", ix.dir, it.Path)
 		}
 		seen[it.Path] = true
 	}
