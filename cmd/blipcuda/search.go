@@ -34,9 +34,9 @@ else by encoding the image files again; an image that has vanished since it
 was indexed is skipped with a warning.
 
 Image → texts: with --image, the texts of --text and --texts are the
-collection, ranked for each image. An image that the index holds unchanged
-takes its stored embedding; the image is encoded once and its
-cross-attention keys and values computed once for all k texts.
+collection, ranked for each image. The image is encoded once (an index with
+--features that holds it unchanged gives its stored embedding and features),
+and its cross-attention keys and values are computed once per 64 texts.
 
 Scores (--score): blip (the default) ranks by the ITM match logit plus the
 ITC cosine, the score of BLIP's own retrieval evaluation; itm by P(match);
@@ -106,6 +106,10 @@ func runSearch(ctx context.Context, a *app, args []string) error {
 	flags.str(&output, "output", "o", "", "FILE", "write the results to FILE (atomically) instead of stdout")
 	flags.str(&plot, "plot", "", "", "FILE.png|FILE.html", "also draw a contact sheet of the results")
 	mf.register(flags)
+	if f := flags.Lookup("model"); f != nil { // an index knows its model
+		f.Usage += "; default: the model recorded in the index, else " + f.DefValue
+		f.DefValue = ""
+	}
 	flags.DurationVar(&wait, "wait", time.Second, "how long to wait while an index run holds the index")
 	flags.add("wait", "", "DURATION")
 	pos, err := a.parse(flags, args)
