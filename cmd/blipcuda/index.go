@@ -93,13 +93,22 @@ func runIndex(ctx context.Context, a *app, args []string) error {
 	}
 
 	_, statErr := os.Stat(out)
+	modelSet := false
 	ix, err := index.Open(ctx, out, index.Options{Write: true, Create: true, Features: features, Wait: wait})
 	if err != nil {
 		return err
 	}
 	defer ix.Close()
-	if errors.Is(statErr, fs.ErrNotExist) {
+	if fresh := errors.Is(statErr, fs.ErrNotExist); fresh {
 		a.log.Info("creating index "+out, "features", features)
+		// Until the model is recorded, a failure leaves nothing behind.
+		defer func() {
+			if fresh {
+				ix.Close()
+				os.RemoveAll(out)
+			}
+		}()
+		defer func() { fresh = fresh && !modelSet }()
 	}
 	if features && !ix.HasFeatures() {
 		return fmt.Errorf("index %s was built without --features, and its records cannot gain them: build a new index with --features", out)
@@ -115,6 +124,7 @@ func runIndex(ctx context.Context, a *app, args []string) error {
 	if err := ix.SetModel(ctx, index.ModelOf(m, mf.model)); err != nil {
 		return fmt.Errorf("index %s: %w", out, err)
 	}
+	modelSet = true
 
 	st := &indexStats{}
 	if err := a.indexImages(ctx, m, ix, paths, batch, strict, st); err != nil {

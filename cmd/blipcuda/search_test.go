@@ -322,6 +322,13 @@ func TestSearchBadInputs(t *testing.T) {
 	wantFail(t, run(t, runOpts{}, "search", "--index", idx, "--score", "cosine", "dog"), 2, "--score")
 	wantFail(t, run(t, runOpts{}, "search", "dog"), 2, "--index")
 	wantFail(t, run(t, runOpts{}, "index", "-o", idx, filepath.Join(tmp, "nothing-here")), 1, "nothing-here")
+	fresh := filepath.Join(tmp, "fresh.blipidx")
+	badModel := filepath.Join(tmp, "badmodel")
+	os.Mkdir(badModel, 0o755) // a directory without config.json: fails after the index is opened
+	wantFail(t, run(t, runOpts{}, "index", dir, "-o", fresh, "--model", badModel), 1, "config.json")
+	if _, err := os.Stat(fresh); !os.IsNotExist(err) {
+		t.Errorf("a failed first run left %s behind (%v)", fresh, err)
+	}
 
 	// k larger than the collection: all of them, and said so.
 	r := mustRun(t, runOpts{}, "search", "--index", idx, "--format", "json", "dog")
