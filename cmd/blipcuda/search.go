@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"context"
 	"encoding/csv"
 	"errors"
@@ -236,28 +237,58 @@ func runSearch(ctx context.Context, a *app, args []string) error {
 		}
 		return writeSearchTable(w, res, output == "" && useColor(a.stdoutFile))
 	}
-	if plot == "" {
-		return a.writeOutput(output, write)
+	var plotWrite func(io.Writer) error
+	if plot != "" {
+		plotWrite = func(w io.Writer) error { return writeContactSheet(w, plotKind, res) }
 	}
-	// The plot and the results file appear together or not at all.
-	files, err := writeAtomic(nil, plot, func(w io.Writer) error { return writeContactSheet(w, plotKind, res) })
-	if err != nil {
-		return fmt.Errorf("--plot %s: %w", plot, err)
+	return a.writeSearchOutputs(ctx, output, plot, write, plotWrite)
+}
+
+// writeSearchOutputs writes the results to output (stdout when "" or "-")
+// and, with plotWrite, the contact sheet to plot, through internal/outfile:
+// the files appear together, complete, or not at all.
+func (a *app) writeSearchOutputs(ctx context.Context, output, plot string, write, plotWrite func(io.Writer) error) error {
+	var files []*outfile.File
+	fail := func(err error) error {
+		for _, f := range files {
+			f.Abort()
+		}
+		return err
+	}
+	if plotWrite != nil {
+		f, err := outfile.Create(ctx, plot)
+		if err != nil {
+			return err
+		}
+		files = append(files, f)
+		if err := plotWrite(f); err != nil {
+			return fail(fmt.Errorf("--plot %s: %w", plot, err))
+		}
 	}
 	if output == "" || output == "-" {
-		err = a.writeOutput(output, write)
+		bw := bufio.NewWriterSize(a.stdout, 1<<16)
+		err := write(bw)
+		if err == nil {
+			err = bw.Flush()
+		}
+		if err != nil {
+			return fail(fmt.Errorf("writing the results to stdout: %w", err))
+		}
 	} else {
-		files, err = writeAtomic(files, output, write)
-	}
-	if err != nil {
-		abortAll(files)
-		return err
-	}
-	if err := commitAll(files); err != nil {
-		return err
+		f, err := outfile.Create(ctx, output)
+		if err != nil {
+			return fail(err)
+		}
+		files = append(files, f)
+		if err := write(f); err != nil {
+			return fail(err)
+		}
 	}
 	for _, f := range files {
-		a.log.Info("wrote " + f.path)
+		if err := f.Commit(); err != nil {
+			return fail(err)
+		}
+		a.log.Info("wrote " + f.Path())
 	}
 	return nil
 }
