@@ -10,6 +10,9 @@
 //	POST /v1/embeddings   texts and/or images → 256-d ITC embeddings
 //	GET  /v1/models       the model served
 //	POST /v1/rerank       one text + images, or one image + texts, ranked
+//	POST /v1/search       with an index: text → images (ITC top-k, ITM re-rank), image → images
+//	GET  /v1/images/PATH  with an index: an indexed image
+//	GET  /                with an index: the search page
 //	POST /vectorize       Weaviate multi2vec: {texts, images} → {textVectors, imageVectors}
 //	GET  /meta            Weaviate multi2vec: the model's description
 //	GET  /.well-known/ready, /.well-known/live   Weaviate readiness probes (204)
@@ -39,6 +42,7 @@ import (
 
 	"github.com/blipcuda/blipcuda"
 	"github.com/blipcuda/blipcuda/batcher"
+	"github.com/blipcuda/blipcuda/index"
 )
 
 // Limits bound what one request may ask. Every limit is named in the error
@@ -108,6 +112,10 @@ type Config struct {
 	APIKey string
 	// Log receives one access log line per request (default: discarded).
 	Log *slog.Logger
+	// Index, when set, enables POST /v1/search, GET /v1/images/PATH (the
+	// indexed images) and the search page at /. The server does not close
+	// it.
+	Index *index.Index
 	// Registry receives the metrics (default: a new registry, served at
 	// /metrics together with the Go runtime and process collectors).
 	Registry *prometheus.Registry
@@ -124,6 +132,7 @@ type Server struct {
 	log      *slog.Logger
 	metrics  *metrics
 	decode   *semaphore.Weighted
+	ix       *index.Index
 	draining atomic.Bool
 	mux      *http.ServeMux
 }
@@ -135,7 +144,7 @@ func New(cfg Config) (*Server, error) {
 		return nil, errors.New("server: no model")
 	}
 	m := cfg.Model
-	s := &Server{m: m, name: cfg.ModelName, lim: cfg.Limits, log: cfg.Log}
+	s := &Server{m: m, name: cfg.ModelName, lim: cfg.Limits, log: cfg.Log, ix: cfg.Index}
 	if s.name == "" {
 		s.name = m.Info().Name
 	}
@@ -170,6 +179,8 @@ func New(cfg Config) (*Server, error) {
 	s.route("/v1/embeddings", http.MethodPost, s.handleEmbeddings)
 	s.route("/v1/models", http.MethodGet, s.handleModels)
 	s.route("/v1/rerank", http.MethodPost, s.handleRerank)
+	s.route("/v1/search", http.MethodPost, s.handleSearch)
+	s.route("/v1/images/", http.MethodGet, s.handleImage)
 	s.route("/vectorize", http.MethodPost, s.handleVectorize)
 	s.route("/meta", http.MethodGet, s.handleMeta)
 	s.route("/.well-known/ready", http.MethodGet, s.handleWellKnownReady)
@@ -187,6 +198,12 @@ func New(cfg Config) (*Server, error) {
 		metricsHandler.ServeHTTP(w, r)
 		return nil
 	})
+	if s.ix != nil {
+		s.mux.HandleFunc("/{$}", func(w http.ResponseWriter, r *http.Request) { s.serve(w, r, "/", http.MethodGet, s.handlePage) })
+		s.mux.HandleFunc("/static/", func(w http.ResponseWriter, r *http.Request) {
+			s.serve(w, r, "/static/", http.MethodGet, s.handleStatic)
+		})
+	}
 	s.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		s.serve(w, r, "other", "", func(w http.ResponseWriter, r *http.Request) error {
 			return &apiError{status: http.StatusNotFound, msg: fmt.Sprintf("no route %s %s", r.Method, r.URL.Path)}
@@ -210,7 +227,7 @@ func (s *Server) SetDraining() { s.draining.Store(true) }
 type handlerFunc func(w http.ResponseWriter, r *http.Request) error
 
 // open routes need no API key.
-var open = map[string]bool{"/healthz": true, "/readyz": true, "/.well-known/ready": true, "/.well-known/live": true}
+var open = map[string]bool{"/": true, "/static/": true, "/healthz": true, "/readyz": true, "/.well-known/ready": true, "/.well-known/live": true}
 
 func (s *Server) route(path, method string, h handlerFunc) {
 	s.mux.HandleFunc(path, func(w http.ResponseWriter, r *http.Request) {

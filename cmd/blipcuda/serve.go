@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/blipcuda/blipcuda/batcher"
+	"github.com/blipcuda/blipcuda/index"
 	"github.com/blipcuda/blipcuda/server"
 )
 
@@ -25,7 +26,8 @@ together: requests that arrive while the model is busy (or within
 --batch-wait of a batch of several) are scored in one call, so that images
 from different requests share one vision batch and texts share text
 batches. Routes: POST /v1/match, /v1/embeddings, /v1/rerank, /vectorize
-(Weaviate multi2vec); GET /v1/models, /meta, /healthz, /readyz,
+(Weaviate multi2vec), and with --index /v1/search and a search page at /;
+GET /v1/models, /meta, /healthz, /readyz,
 /.well-known/ready, /metrics (Prometheus). README.md documents each with
 curl examples. Images are sent as base64, data URLs or multipart uploads;
 the server fetches no URLs.
@@ -43,7 +45,7 @@ Each request is logged on stderr (method, path, status, bytes, duration).`,
 
 // serveFlags are serve's own flags.
 type serveFlags struct {
-	addr, apiKey, maxBody, logFormat        string
+	addr, apiKey, maxBody, logFormat, index string
 	batchWait, requestTimeout, drainTimeout time.Duration
 	readTimeout                             time.Duration
 	maxBatch, queue, maxImages, maxTexts    int
@@ -58,6 +60,8 @@ func runServe(ctx context.Context, a *app, args []string) error {
 	fs := newFlagSet("serve")
 	mf.register(fs)
 	fs.str(&sf.addr, "addr", "", "127.0.0.1:8080", "HOST:PORT", "where to listen (port 0: any free port, logged)")
+	fs.str(&sf.index, "index", "", "", "NAME.blipidx",
+		"serve this index (built by 'blipcuda index'): POST /v1/search and the search page at /; --model defaults to the index's model")
 	fs.str(&sf.apiKey, "api-key", "", "", "KEY", "require Authorization: Bearer KEY (default $BLIPCUDA_API_KEY; prefer the variable: a flag shows in ps)")
 	duration(fs, &sf.batchWait, "batch-wait", 2*time.Millisecond, "after a batch of several requests, wait this long for more before the next")
 	fs.integer(&sf.maxBatch, "max-batch", "", 32, "N", "the most requests run together (1: no batching)")
@@ -116,11 +120,31 @@ func runServe(ctx context.Context, a *app, args []string) error {
 		a.log.Warn("listening beyond loopback without --api-key: anyone who can reach " + sf.addr + " can use the model")
 	}
 
+	var ix *index.Index
+	if sf.index != "" {
+		if ix, err = index.Open(ctx, sf.index, index.Options{}); err != nil {
+			return err
+		}
+		defer ix.Close()
+		recorded, ok := ix.Model()
+		if !ok || ix.Len() == 0 {
+			return fmt.Errorf("index %s holds no images yet: run 'blipcuda index' first", sf.index)
+		}
+		if !flagGiven(fs, "model") {
+			mf.model = recorded.Name
+		}
+	}
 	m, err := a.loadModel(ctx, &mf)
 	if err != nil {
 		return err
 	}
 	defer m.Close()
+	if ix != nil {
+		recorded, _ := ix.Model()
+		if err := recorded.Check(index.ModelOf(m, mf.model)); err != nil {
+			return fmt.Errorf("index %s: %w", sf.index, err)
+		}
+	}
 	wait := sf.batchWait
 	if wait == 0 {
 		wait = -1 // batcher: never wait
@@ -132,6 +156,7 @@ func runServe(ctx context.Context, a *app, args []string) error {
 		Limits: server.Limits{MaxBodyBytes: maxBody, MaxImages: sf.maxImages, MaxTexts: sf.maxTexts,
 			MaxTextBytes: sf.maxTextBytes, RequestTimeout: sf.requestTimeout},
 		APIKey: sf.apiKey,
+		Index:  ix,
 		Log:    a.log,
 	})
 	if err != nil {
