@@ -110,7 +110,7 @@ async function photo(file) {
         li.textContent = r.document.text;
         const s = document.createElement("span");
         s.className = "score";
-        s.textContent = `P(match) ${r.itm_prob.toFixed(3)} · ITC ${fmt(r.itc)}`;
+        s.textContent = `${ranked.score} ${fmt(r.relevance_score)} · P(match) ${r.itm_prob.toFixed(3)} · ITC ${fmt(r.itc)}`;
         li.append(s);
         list.append(li);
       }
