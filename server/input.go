@@ -14,6 +14,7 @@ import (
 	"io"
 	"mime"
 	"mime/multipart"
+	"net"
 	"net/http"
 	"strconv"
 	"strings"
@@ -36,7 +37,7 @@ func decodeRequest(r *http.Request, dst any) error {
 		// is not JSON and fails as such, naming where.
 		body, err := io.ReadAll(r.Body)
 		if err != nil {
-			return err
+			return bodyError(err)
 		}
 		if !utf8.Valid(body) {
 			return badField(fieldAt(body), "not valid UTF-8 (JSON is UTF-8)")
@@ -51,6 +52,22 @@ func decodeRequest(r *http.Request, dst any) error {
 	}
 	return &apiError{status: http.StatusUnsupportedMediaType,
 		msg: fmt.Sprintf("Content-Type %q: send application/json or multipart/form-data", ct)}
+}
+
+// bodyError classifies an error reading the body: the body limit (kept
+// as is for classify), a read timeout (408), or a body cut short (400).
+func bodyError(err error) error {
+	var (
+		mbe *http.MaxBytesError
+		ne  net.Error
+	)
+	switch {
+	case errors.As(err, &mbe):
+		return err
+	case errors.As(err, &ne) && ne.Timeout():
+		return &apiError{status: http.StatusRequestTimeout, msg: "the request body was not received in time (server limit --read-timeout)", err: err}
+	}
+	return &apiError{status: http.StatusBadRequest, msg: fmt.Sprintf("reading the body: %v", err), err: err}
 }
 
 // decodeJSON decodes exactly one JSON value from rd into dst.
@@ -133,20 +150,18 @@ func multipartJSON(mr *multipart.Reader) ([]byte, error) {
 			break
 		}
 		if err != nil {
-			var mbe *http.MaxBytesError
-			if errors.As(err, &mbe) {
-				return nil, err
+			if e := bodyError(err); e != err {
+				if ae, ok := e.(*apiError); ok && ae.status == http.StatusBadRequest {
+					return nil, badField("", "malformed multipart body: %v", err)
+				}
+				return nil, e
 			}
-			return nil, badField("", "malformed multipart body: %v", err)
+			return nil, err
 		}
 		name := p.FormName()
 		data, err := io.ReadAll(p)
 		if err != nil {
-			var mbe *http.MaxBytesError
-			if errors.As(err, &mbe) {
-				return nil, err
-			}
-			return nil, badField(name, "reading the part: %v", err)
+			return nil, bodyError(err)
 		}
 		var v any = string(data)
 		if p.FileName() == "" && !utf8.Valid(data) {

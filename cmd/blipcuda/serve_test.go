@@ -310,3 +310,32 @@ func TestServeJSONLog(t *testing.T) {
 		t.Errorf("%d access log lines, want 2:\n%s", n, s.log())
 	}
 }
+
+// TestServeSlowClient: a client that stops sending mid-body is cut off by
+// --read-timeout, and the server keeps serving.
+func TestServeSlowClient(t *testing.T) {
+	s := startServe(t, "--read-timeout", "500ms")
+	conn, err := net.Dial("tcp", strings.TrimPrefix(s.url, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	fmt.Fprint(conn, "POST /v1/match HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100000\r\n\r\n{\"texts\": [")
+	conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+	start := time.Now()
+	reply, _ := io.ReadAll(conn) // ends when the server closes the connection
+	if d := time.Since(start); d > 5*time.Second {
+		t.Errorf("a stalled body held the connection %v", d)
+	}
+	if len(reply) > 0 && !strings.HasPrefix(string(reply), "HTTP/1.1 408") {
+		t.Errorf("answer to a stalled body: %.200s", reply)
+	}
+	resp, err := http.Get(s.url + "/healthz")
+	if err != nil || resp.StatusCode != 200 {
+		t.Fatalf("after a slow client: %v %v", resp, err)
+	}
+	resp.Body.Close()
+	if code := s.stop(t); code != 0 {
+		t.Errorf("exit %d", code)
+	}
+}
