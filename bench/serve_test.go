@@ -245,4 +245,3 @@ func serveModel(b *testing.B) *blipcuda.Model {
 	}
 	return served
 }
-
