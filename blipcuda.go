@@ -406,15 +406,22 @@ type Image struct {
 // LoadImage decodes an image file (JPEG, PNG, GIF, BMP, WebP) and
 // preprocesses it as the checkpoint's image processor does.
 func (m *Model) LoadImage(path string) (*Image, error) {
-	rgb, err := imageproc.DecodeFile(path, m.opts.MaxPixels)
-	if err != nil {
-		return nil, fmt.Errorf("blipcuda: image %s: %w", path, err)
+	return m.preprocess(path)(imageproc.DecodeFile(path, m.opts.MaxPixels))
+}
+
+// preprocess returns what turns a decoded image (or its decoding error)
+// into the Image named name.
+func (m *Model) preprocess(name string) func(*imageproc.RGB, error) (*Image, error) {
+	return func(rgb *imageproc.RGB, err error) (*Image, error) {
+		if err != nil {
+			return nil, fmt.Errorf("blipcuda: image %s: %w", name, err)
+		}
+		px, err := m.pre.Preprocess(rgb)
+		if err != nil {
+			return nil, fmt.Errorf("blipcuda: image %s: %w", name, err)
+		}
+		return &Image{Name: name, pixels: px}, nil
 	}
-	px, err := m.pre.Preprocess(rgb)
-	if err != nil {
-		return nil, fmt.Errorf("blipcuda: image %s: %w", path, err)
-	}
-	return &Image{Name: path, pixels: px}, nil
 }
 
 // ImageFromGo preprocesses a decoded image.

@@ -19,15 +19,7 @@ import (
 // the imageproc errors (imageproc.ErrNotImage, ErrTooLarge, ErrTruncated,
 // ErrCorrupt, ErrUnsupported).
 func (m *Model) DecodeImage(name string, r io.Reader) (*Image, error) {
-	rgb, err := imageproc.Decode(r, name, m.opts.MaxPixels)
-	if err != nil {
-		return nil, fmt.Errorf("blipcuda: image %s: %w", name, err)
-	}
-	px, err := m.pre.Preprocess(rgb)
-	if err != nil {
-		return nil, fmt.Errorf("blipcuda: image %s: %w", name, err)
-	}
-	return &Image{Name: name, pixels: px}, nil
+	return m.preprocess(name)(imageproc.Decode(r, name, m.opts.MaxPixels))
 }
 
 // MaxPixels is the largest image, in pixels, that the model decodes.

@@ -236,29 +236,27 @@ func (b *Batcher) collect(jobs []*job, wait bool) (_ []*job, open bool) {
 		timer = t.C
 	}
 	for len(jobs) < b.opts.MaxBatch {
+		var (
+			j  *job
+			ok bool
+		)
 		select {
-		case j, ok := <-b.queue:
-			if !ok {
-				return jobs, false
-			}
-			b.depth.Add(-1)
-			jobs = append(jobs, j)
-			continue
+		case j, ok = <-b.queue: // whatever is queued already
 		default:
-		}
-		if timer == nil {
-			return jobs, true
-		}
-		select {
-		case j, ok := <-b.queue:
-			if !ok {
-				return jobs, false
+			if timer == nil {
+				return jobs, true
 			}
-			b.depth.Add(-1)
-			jobs = append(jobs, j)
-		case <-timer:
-			return jobs, true
+			select {
+			case j, ok = <-b.queue:
+			case <-timer:
+				return jobs, true
+			}
 		}
+		if !ok {
+			return jobs, false
+		}
+		b.depth.Add(-1)
+		jobs = append(jobs, j)
 	}
 	return jobs, true
 }

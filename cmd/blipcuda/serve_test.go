@@ -187,15 +187,14 @@ func load(url string, n int, body []byte, stop <-chan struct{}) (counts *[4]atom
 	return counts, problems, wg.Wait
 }
 
-// TestServeShutdown: SIGTERM while 16 clients keep the server busy: every
-// request the server took is answered (the rest are refused at connect),
-// and the process exits 0.
-func TestServeShutdown(t *testing.T) {
-	s := startServe(t, "--drain-timeout", "30s")
-	body := matchBody(t)
+// sigtermUnderLoad has n clients send requests for d, then sends SIGTERM;
+// it fails the test on a request left unanswered or an exit status other
+// than 0, and returns the outcomes and the number answered before SIGTERM.
+func sigtermUnderLoad(t *testing.T, s *served, n int, d time.Duration) (*[4]atomic.Int64, int64) {
+	t.Helper()
 	stop := make(chan struct{})
-	counts, problems, wait := load(s.url, 16, body, stop)
-	time.Sleep(1500 * time.Millisecond)
+	counts, problems, wait := load(s.url, n, matchBody(t), stop)
+	time.Sleep(d)
 	before := counts[answered].Load()
 	code := s.stop(t)
 	close(stop)
@@ -207,6 +206,15 @@ func TestServeShutdown(t *testing.T) {
 	if code != 0 {
 		t.Errorf("exit %d after SIGTERM\n%s", code, s.log())
 	}
+	return counts, before
+}
+
+// TestServeShutdown: SIGTERM while 16 clients keep the server busy: every
+// request the server took is answered (the rest are refused at connect),
+// and the process exits 0.
+func TestServeShutdown(t *testing.T) {
+	s := startServe(t, "--drain-timeout", "30s")
+	counts, before := sigtermUnderLoad(t, s, 16, 1500*time.Millisecond)
 	if before == 0 || counts[answered].Load() <= before {
 		t.Errorf("answered %d before SIGTERM, %d in all: no request was in flight at SIGTERM", before, counts[answered].Load())
 	}
@@ -226,20 +234,7 @@ func TestServeShutdown(t *testing.T) {
 // still exits 0.
 func TestServeDrainTimeout(t *testing.T) {
 	s := startServe(t, "--drain-timeout", "1ms", "--max-batch", "1")
-	body := matchBody(t)
-	stop := make(chan struct{})
-	counts, problems, wait := load(s.url, 32, body, stop)
-	time.Sleep(1000 * time.Millisecond)
-	code := s.stop(t)
-	close(stop)
-	wait()
-	close(problems)
-	for p := range problems {
-		t.Errorf("request left unanswered: %s", p)
-	}
-	if code != 0 {
-		t.Errorf("exit %d after SIGTERM\n%s", code, s.log())
-	}
+	counts, _ := sigtermUnderLoad(t, s, 32, time.Second)
 	if counts[cancelled].Load() == 0 {
 		t.Errorf("no request was cancelled by a 1 ms drain timeout (answered %d)", counts[answered].Load())
 	}
