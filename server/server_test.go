@@ -65,9 +65,15 @@ func start(t *testing.T, cfg Config) (*httptest.Server, *Server) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(func() { s.Close() })
+	return newTestServer(t, s), s
+}
+
+// newTestServer serves s on loopback until the test ends.
+func newTestServer(t *testing.T, s *Server) *httptest.Server {
 	ts := httptest.NewServer(s.Handler())
-	t.Cleanup(func() { ts.Close(); s.Close() })
-	return ts, s
+	t.Cleanup(ts.Close)
+	return ts
 }
 
 type reply struct {
