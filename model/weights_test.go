@@ -132,7 +132,7 @@ func TestSafetensorsBadInput(t *testing.T) {
 	views["text_encoder.pooler.dense.weight"] = f32View(t, make([]float32, 4), []int{2, 2})
 	p = filepath.Join(dir, "unexpected.safetensors")
 	writeSafetensors(t, p, views)
-	cases["unexpected"] = struct{ path, want string }{p, "unexpected tensors, e.g. text_encoder.pooler.dense.weight"}
+	cases["unexpected"] = struct{ path, want string }{p, "unexpected tensors, e.g. \"text_encoder.pooler.dense.weight\""}
 
 	// Wrong dtype.
 	views = fullViews(t, cfg)
