@@ -38,6 +38,7 @@ import (
 
 	"github.com/blipcuda/blipcuda/hub"
 	"github.com/blipcuda/blipcuda/imageproc"
+	"github.com/blipcuda/blipcuda/internal/bounded"
 	"github.com/blipcuda/blipcuda/model"
 	"github.com/blipcuda/blipcuda/ops"
 	"github.com/blipcuda/blipcuda/tokenizer"
@@ -553,7 +554,7 @@ func (m *Model) prepare(texts []string) ([]prepared, error) {
 	out := make([]prepared, len(texts))
 	for i, text := range texts {
 		if !utf8.ValidString(text) {
-			return nil, fmt.Errorf("%w: text %d (%q)", ErrInvalidText, i, text)
+			return nil, fmt.Errorf("%w: text %d (%s)", ErrInvalidText, i, bounded.Quote(text))
 		}
 		if strings.TrimSpace(text) == "" {
 			return nil, fmt.Errorf("%w: text %d is empty or whitespace", ErrEmptyText, i)
@@ -562,7 +563,7 @@ func (m *Model) prepare(texts []string) ([]prepared, error) {
 		if m.opts.Protocol == ProtocolBLIP {
 			src, limit = tokenizer.PreCaption(text, blipMaxWords), min(limit, blipMaxTokens)
 			if src == "" {
-				return nil, fmt.Errorf("%w: text %d (%q) has no words after BLIP's caption cleaning", ErrEmptyText, i, text)
+				return nil, fmt.Errorf("%w: text %d (%s) has no words after BLIP's caption cleaning", ErrEmptyText, i, bounded.Quote(text))
 			}
 		}
 		enc, err := tok.Encode(src, limit)
@@ -570,7 +571,7 @@ func (m *Model) prepare(texts []string) ([]prepared, error) {
 			return nil, fmt.Errorf("blipcuda: text %d: %w", i, err)
 		}
 		if len(enc.IDs) <= 2 {
-			return nil, fmt.Errorf("%w: text %d (%q) has no tokens", ErrEmptyText, i, text)
+			return nil, fmt.Errorf("%w: text %d (%s) has no tokens", ErrEmptyText, i, bounded.Quote(text))
 		}
 		p := prepared{itc: enc.IDs, itm: enc.IDs, truncated: enc.Truncated}
 		if m.opts.Protocol == ProtocolBLIP {

@@ -13,6 +13,8 @@ import (
 	"sort"
 	"strings"
 	"time"
+
+	"github.com/blipcuda/blipcuda/internal/bounded"
 )
 
 // repoDir is {cache}/models--{org}--{name}.
@@ -40,7 +42,7 @@ func (c *Client) lockPath(repo, etag string) string {
 
 // readRef returns the commit refs/{revision} points at.
 func readRef(repoDir, revision string) (string, bool) {
-	b, err := os.ReadFile(refPath(repoDir, revision))
+	b, err := bounded.ReadFile(refPath(repoDir, revision), bounded.SmallLimit)
 	if err != nil {
 		return "", false
 	}
@@ -313,7 +315,7 @@ func scanRepo(ctx context.Context, dir, repo string) (CachedRepo, error) {
 		if rerr != nil {
 			return nil
 		}
-		if b, rerr := os.ReadFile(p); rerr == nil {
+		if b, rerr := bounded.ReadFile(p, bounded.SmallLimit); rerr == nil {
 			if commit, ok := parseRef(b); ok {
 				r.Refs[filepath.ToSlash(rel)] = commit
 			}

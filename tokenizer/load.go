@@ -8,12 +8,13 @@ import (
 	"io"
 	"io/fs"
 	"math"
-	"os"
 	"path/filepath"
 	"sort"
 	"strconv"
 	"strings"
 	"unicode/utf8"
+
+	"github.com/blipcuda/blipcuda/internal/bounded"
 )
 
 // Load reads a tokenizer from a Hugging Face tokenizer directory, such as a
@@ -30,7 +31,7 @@ func Load(dir string) (*Tokenizer, error) {
 		return nil, err
 	}
 	path := filepath.Join(dir, "tokenizer.json")
-	data, err := os.ReadFile(path)
+	data, err := bounded.ReadFile(path, bounded.TokenizerLimit)
 	switch {
 	case err == nil:
 		return fromTokenizerJSON(path, data, cfg)
@@ -38,7 +39,7 @@ func Load(dir string) (*Tokenizer, error) {
 		return nil, fmt.Errorf("tokenizer: %w", err)
 	}
 	path = filepath.Join(dir, "vocab.txt")
-	data, err = os.ReadFile(path)
+	data, err = bounded.ReadFile(path, bounded.VocabLimit)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, fmt.Errorf("tokenizer: %s has neither tokenizer.json nor vocab.txt: %w", dir, err)
 	}
@@ -55,7 +56,7 @@ func Load(dir string) (*Tokenizer, error) {
 // FromVocab reads a WordPiece vocabulary in vocab.txt format (one token per
 // line, the line number being the id) and builds a tokenizer with opts.
 func FromVocab(r io.Reader, opts Options) (*Tokenizer, error) {
-	data, err := io.ReadAll(r)
+	data, err := bounded.ReadAll("vocab", r, bounded.VocabLimit)
 	if err != nil {
 		return nil, fmt.Errorf("tokenizer: reading vocab: %w", err)
 	}
@@ -65,7 +66,7 @@ func FromVocab(r io.Reader, opts Options) (*Tokenizer, error) {
 // FromTokenizerJSON reads a tokenizer.json file of a BERT WordPiece
 // tokenizer (BertNormalizer, BertPreTokenizer, WordPiece).
 func FromTokenizerJSON(r io.Reader) (*Tokenizer, error) {
-	data, err := io.ReadAll(r)
+	data, err := bounded.ReadAll("tokenizer.json", r, bounded.TokenizerLimit)
 	if err != nil {
 		return nil, fmt.Errorf("tokenizer: reading tokenizer.json: %w", err)
 	}
@@ -414,7 +415,7 @@ func tokenName(raw json.RawMessage) (string, bool) {
 }
 
 func readJSONFile(path string, v any) (bool, error) {
-	data, err := os.ReadFile(path)
+	data, err := bounded.ReadFile(path, bounded.TokenizerLimit)
 	if errors.Is(err, fs.ErrNotExist) {
 		return false, nil
 	}

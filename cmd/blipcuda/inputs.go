@@ -21,6 +21,7 @@ import (
 
 	"github.com/blipcuda/blipcuda"
 	"github.com/blipcuda/blipcuda/imageproc"
+	"github.com/blipcuda/blipcuda/internal/bounded"
 	"github.com/blipcuda/blipcuda/tokenizer"
 )
 
@@ -44,8 +45,10 @@ func pathError(err error) error {
 
 // collectImages expands the image arguments: files as given, directories
 // to the image files they hold (sorted; hidden files skipped; with
-// recursive, their subdirectories too).
-func collectImages(args []string, recursive bool) ([]string, error) {
+// recursive, their subdirectories too). Only regular files are images: an
+// argument that is a FIFO or a device is refused, and such an entry of a
+// directory is skipped with a note passed to skip.
+func collectImages(args []string, recursive bool, skip func(note string)) ([]string, error) {
 	var out []string
 	for _, arg := range args {
 		st, err := os.Stat(arg)
@@ -53,6 +56,9 @@ func collectImages(args []string, recursive bool) ([]string, error) {
 			return nil, fmt.Errorf("image %s: %w", arg, pathError(err))
 		}
 		if !st.IsDir() {
+			if !st.Mode().IsRegular() {
+				return nil, fmt.Errorf("image %s is %s, not a regular file", arg, bounded.Kind(st.Mode()))
+			}
 			out = append(out, arg)
 			continue
 		}
@@ -79,6 +85,17 @@ func collectImages(args []string, recursive bool) ([]string, error) {
 				return nil
 			}
 			if isImageName(d.Name()) {
+				// Stat follows a symbolic link to a regular file.
+				if st, err := os.Stat(p); err != nil || !st.Mode().IsRegular() {
+					if skip != nil {
+						why := "unreadable"
+						if err == nil {
+							why = bounded.Kind(st.Mode())
+						}
+						skip(fmt.Sprintf("skipping %s: %s, not a regular file", p, why))
+					}
+					return nil
+				}
 				found = append(found, p)
 			}
 			return nil
@@ -121,7 +138,7 @@ func (t *textFlags) collect(stdin io.Reader, protocol string) ([]string, error) 
 	var out []string
 	for i, s := range t.texts {
 		if err := checkText(s, protocol); err != nil {
-			return nil, usagef("--text #%d (%q) %v", i+1, s, err)
+			return nil, usagef("--text #%d (%s) %v", i+1, bounded.Quote(s), err)
 		}
 		out = append(out, s)
 	}
@@ -163,7 +180,7 @@ func (t *textFlags) collect(stdin io.Reader, protocol string) ([]string, error) 
 				continue
 			}
 			if err := checkText(s, protocol); err != nil {
-				return nil, fmt.Errorf("texts file %s, line %d (%q) %w", display, line, s, err)
+				return nil, fmt.Errorf("texts file %s, line %d (%s) %w", display, line, bounded.Quote(s), err)
 			}
 			out = append(out, s)
 			n++

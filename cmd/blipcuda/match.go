@@ -111,7 +111,7 @@ func runMatch(ctx context.Context, a *app, args []string) error {
 	if err != nil {
 		return err
 	}
-	paths, err := collectImages(pos, recursive)
+	paths, err := collectImages(pos, recursive, func(note string) { a.log.Warn(note) })
 	if err != nil {
 		return err
 	}
