@@ -586,6 +586,21 @@ func (m *Model) prepare(texts []string) ([]prepared, error) {
 	return out, nil
 }
 
+// TruncationLimit describes the length texts are cut to, naming the limit
+// that binds: BLIP's 30 words and 35 tokens, or the model's
+// max_position_embeddings when it is smaller (and always under the hf
+// protocol, which has no other limit).
+func (m *Model) TruncationLimit() string {
+	mpe := m.info.Config.Text.MaxPositionEmbeddings
+	if m.opts.Protocol == ProtocolBLIP {
+		if mpe < blipMaxTokens {
+			return fmt.Sprintf("%d words, %d tokens: the model's max_position_embeddings", blipMaxWords, mpe)
+		}
+		return fmt.Sprintf("%d words, %d tokens", blipMaxWords, blipMaxTokens)
+	}
+	return fmt.Sprintf("%d tokens: the model's max_position_embeddings", mpe)
+}
+
 // EncodeTexts runs the text encoder (without the image) and returns the ITC
 // embeddings.
 func (m *Model) EncodeTexts(ctx context.Context, texts []string) ([]TextEncoding, error) {

@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/blipcuda/blipcuda/hub"
+	"github.com/blipcuda/blipcuda/internal/bounded"
 	"github.com/blipcuda/blipcuda/model"
 )
 
@@ -65,15 +66,24 @@ func dirCheckpoint(dir string) (Checkpoint, error) {
 	if !st.IsDir() {
 		return Checkpoint{}, fmt.Errorf("%w: %s is a file, not a checkpoint directory", ErrBadCheckpoint, dir)
 	}
-	if !fileExists(filepath.Join(dir, "config.json")) {
+	if st, err := os.Stat(filepath.Join(dir, "config.json")); err != nil {
 		return Checkpoint{}, fmt.Errorf("%w: directory %s has no config.json", ErrBadCheckpoint, dir)
+	} else if !st.Mode().IsRegular() {
+		return Checkpoint{}, fmt.Errorf("%w: %s is %s, not a regular file", ErrBadCheckpoint, filepath.Join(dir, "config.json"), bounded.Kind(st.Mode()))
 	}
 	cp := Checkpoint{Dir: dir}
 	for _, f := range []string{model.SafetensorsFile, model.PyTorchFile} {
-		if p := filepath.Join(dir, f); fileExists(p) {
-			cp.Weights = p
-			break
+		p := filepath.Join(dir, f)
+		st, err := os.Stat(p)
+		if err != nil {
+			continue
 		}
+		if !st.Mode().IsRegular() {
+			// Say what is there rather than that nothing is.
+			return Checkpoint{}, fmt.Errorf("%w: %s is %s, not a weights file (%w)", ErrBadCheckpoint, p, bounded.Kind(st.Mode()), model.ErrWeights)
+		}
+		cp.Weights = p
+		break
 	}
 	if cp.Weights == "" {
 		return Checkpoint{}, fmt.Errorf("%w: %s has neither %s nor %s (%w)", ErrBadCheckpoint, dir, model.SafetensorsFile, model.PyTorchFile, model.ErrWeights)

@@ -198,7 +198,7 @@ func runEmbed(ctx context.Context, a *app, args []string) error {
 			res.TextTokens = append(res.TextTokens, e.Tokens)
 			res.Truncated = append(res.Truncated, e.Truncated)
 			if e.Truncated {
-				a.log.Warn(fmt.Sprintf("text %d was cut to the protocol's length (%s)", j+1, truncationLimit(res.Protocol)),
+				a.log.Warn(fmt.Sprintf("text %d was cut to the protocol's length (%s)", j+1, m.TruncationLimit()),
 					"text", ellipsis(e.Text, 60))
 			}
 		}

@@ -140,7 +140,7 @@ func runMatch(ctx context.Context, a *app, args []string) error {
 	}
 	for j, tr := range res.Truncated {
 		if tr {
-			a.log.Warn(fmt.Sprintf("text %d was cut to the protocol's length (%s)", j+1, truncationLimit(res.Protocol)),
+			a.log.Warn(fmt.Sprintf("text %d was cut to the protocol's length (%s)", j+1, m.TruncationLimit()),
 				"text", ellipsis(texts[j], 60))
 		}
 	}
@@ -246,13 +246,6 @@ func (a *app) score(ctx context.Context, m *blipcuda.Model, res *matchResult, pa
 		res.ITC = nil
 	}
 	return out, nil
-}
-
-func truncationLimit(protocol string) string {
-	if protocol == "blip" {
-		return "30 words, 35 tokens"
-	}
-	return "512 tokens"
 }
 
 // ranking orders the texts for image i: by ITM margin (logit[1] −

@@ -1,0 +1,272 @@
+package main
+
+import (
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"math"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// The tests below give the command hostile files made by the test itself
+// and check the exit status, the message and the memory the process used
+// (its peak resident size, with an address-space limit as a safety net so
+// that a regression fails the test instead of the machine).
+
+// memLimitMiB is the address space the binary runs under; peakRSSMiB is
+// what it may actually use to refuse a hostile input.
+const (
+	memLimitMiB = 2048
+	peakRSSMiB  = 300
+)
+
+// runLimited runs the binary under `ulimit -v` and returns its result and
+// peak resident size in MiB.
+func runLimited(t *testing.T, o runOpts, args ...string) (result, int64) {
+	t.Helper()
+	sh, err := exec.LookPath("sh")
+	if err != nil {
+		t.Skip("no sh to set a memory limit with")
+	}
+	cmd, stdout, stderr := binCmd(t, o, args...)
+	cmd.Path = sh
+	cmd.Args = append([]string{"sh", "-c", `ulimit -v ` + strconv.Itoa(memLimitMiB<<10) + ` && exec "$0" "$@"`, binPath}, args...)
+	err = cmd.Run()
+	r := result{stdout: stdout.String(), stderr: stderr.String()}
+	var ee *exec.ExitError
+	switch {
+	case err == nil:
+	case errors.As(err, &ee):
+		r.code = ee.ExitCode()
+	default:
+		t.Fatalf("running blipcuda %v: %v", args, err)
+	}
+	var rss int64
+	if ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
+		rss = ru.Maxrss >> 10 // KiB on Linux
+	}
+	return r, rss
+}
+
+// modelCopy copies tiny-base to a temporary directory, without the files
+// named in skip.
+func modelCopy(t *testing.T, skip ...string) string {
+	t.Helper()
+	dir := filepath.Join(t.TempDir(), "model")
+	es, err := os.ReadDir(tinyBase)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range es {
+		if !slices.Contains(skip, e.Name()) {
+			copyFile(t, filepath.Join(tinyBase, e.Name()), filepath.Join(dir, e.Name()))
+		}
+	}
+	return dir
+}
+
+func mkfifo(t *testing.T, path string) {
+	t.Helper()
+	if err := syscall.Mkfifo(path, 0o600); err != nil {
+		t.Skipf("mkfifo: %v (no FIFOs here)", err)
+	}
+}
+
+// withConfig returns a copy of tiny-base whose config.json has the given
+// text_config and vision_config fields changed.
+func withConfig(t *testing.T, section string, fields map[string]any) string {
+	t.Helper()
+	dir := modelCopy(t)
+	b, err := os.ReadFile(filepath.Join(dir, "config.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var cfg map[string]any
+	if err := json.Unmarshal(b, &cfg); err != nil {
+		t.Fatal(err)
+	}
+	sec := cfg[section].(map[string]any)
+	for k, v := range fields {
+		sec[k] = v
+	}
+	b, _ = json.Marshal(cfg)
+	writeFile(t, dir, "config.json", string(b))
+	return dir
+}
+
+// withNaN returns a copy of tiny-base whose itm_head.bias[1] is NaN.
+func withNaN(t *testing.T) string {
+	t.Helper()
+	dir := modelCopy(t)
+	p := filepath.Join(dir, "model.safetensors")
+	b, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := binary.LittleEndian.Uint64(b)
+	var hdr map[string]json.RawMessage
+	if err := json.Unmarshal(b[8:8+n], &hdr); err != nil {
+		t.Fatal(err)
+	}
+	var info struct {
+		DType   string `json:"dtype"`
+		Offsets []int  `json:"data_offsets"`
+	}
+	if err := json.Unmarshal(hdr["itm_head.bias"], &info); err != nil || info.DType != "F32" {
+		t.Fatalf("itm_head.bias: %v %+v", err, info)
+	}
+	binary.LittleEndian.PutUint32(b[8+int(n)+info.Offsets[0]+4:], math.Float32bits(float32(math.NaN())))
+	if err := os.WriteFile(p, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
+
+// TestHostileModelFiles: every file of a checkpoint directory that is
+// hostile (explosive config, special file, huge file, non-finite weights)
+// gives exit 1 with a message naming it, quickly and in little memory.
+func TestHostileModelFiles(t *testing.T) {
+	img := imagesDir + "/scene.png"
+	cases := []struct {
+		name  string
+		model func(t *testing.T) string
+		want  []string
+	}{
+		{"a million layers", func(t *testing.T) string {
+			return withConfig(t, "text_config", map[string]any{"num_hidden_layers": 1048576})
+		}, []string{"config.json", "text_config.num_hidden_layers = 1048576"}},
+		{"4096-pixel images", func(t *testing.T) string {
+			return withConfig(t, "vision_config", map[string]any{"image_size": 4096, "patch_size": 16})
+		}, []string{"config.json", "vision attention scores", "budget"}},
+		{"config is an array", func(t *testing.T) string {
+			dir := modelCopy(t)
+			writeFile(t, dir, "config.json", "[1,2,3]")
+			return dir
+		}, []string{"config.json", "a JSON array, not an object"}},
+		{"config is /dev/zero", func(t *testing.T) string {
+			dir := modelCopy(t, "config.json")
+			if err := os.Symlink("/dev/zero", filepath.Join(dir, "config.json")); err != nil {
+				t.Skip(err)
+			}
+			return dir
+		}, []string{"config.json", "a character device, not a regular file"}},
+		{"config is a FIFO", func(t *testing.T) string {
+			dir := modelCopy(t, "config.json")
+			mkfifo(t, filepath.Join(dir, "config.json"))
+			return dir
+		}, []string{"config.json", "FIFO"}},
+		{"config is 3 GB", func(t *testing.T) string {
+			dir := modelCopy(t)
+			if err := os.Truncate(filepath.Join(dir, "config.json"), 3<<30); err != nil {
+				t.Skip(err)
+			}
+			return dir
+		}, []string{"config.json", "too large"}},
+		{"tokenizer.json is a FIFO", func(t *testing.T) string {
+			dir := modelCopy(t, "tokenizer.json")
+			mkfifo(t, filepath.Join(dir, "tokenizer.json"))
+			return dir
+		}, []string{"tokenizer.json", "FIFO"}},
+		{"preprocessor config is a FIFO", func(t *testing.T) string {
+			dir := modelCopy(t, "preprocessor_config.json")
+			mkfifo(t, filepath.Join(dir, "preprocessor_config.json"))
+			return dir
+		}, []string{"preprocessor_config.json", "FIFO"}},
+		{"weights are a directory", func(t *testing.T) string {
+			dir := modelCopy(t, "model.safetensors")
+			os.Mkdir(filepath.Join(dir, "model.safetensors"), 0o755)
+			return dir
+		}, []string{"model.safetensors is a directory"}},
+		{"weights are a FIFO", func(t *testing.T) string {
+			dir := modelCopy(t, "model.safetensors")
+			mkfifo(t, filepath.Join(dir, "model.safetensors"))
+			return dir
+		}, []string{"model.safetensors is a FIFO"}},
+		{"NaN weight", withNaN, []string{"itm_head.bias", "NaN", "corrupt"}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			dir := c.model(t)
+			start := time.Now()
+			r, rss := runLimited(t, runOpts{}, "match", img, "-t", "a dog", "-m", dir, "--device", "cpu")
+			wantFail(t, r, exitFailure, c.want...)
+			if strings.Contains(r.stderr, "runtime") || strings.Contains(r.stderr, "goroutine") {
+				t.Errorf("Go runtime text in the message:\n%s", r.stderr)
+			}
+			if rss > peakRSSMiB {
+				t.Errorf("peak RSS %d MiB, want ≤ %d", rss, peakRSSMiB)
+			}
+			if d := time.Since(start); d > 20*time.Second {
+				t.Errorf("took %v", d)
+			}
+		})
+	}
+}
+
+// TestSpecialImageFiles: an image argument that is a FIFO is refused by
+// name; a FIFO named like an image in a directory is skipped with a note.
+func TestSpecialImageFiles(t *testing.T) {
+	dir := t.TempDir()
+	fifo := filepath.Join(dir, "fifo.png")
+	mkfifo(t, fifo)
+	r, _ := runLimited(t, runOpts{}, "match", fifo, "-t", "a dog", "-m", tinyBase, "--device", "cpu")
+	wantFail(t, r, exitFailure, "image "+fifo, "a FIFO, not a regular file")
+
+	imgs := filepath.Join(dir, "imgs")
+	copyFile(t, imagesDir+"/scene.png", filepath.Join(imgs, "a.png"))
+	mkfifo(t, filepath.Join(imgs, "b.png"))
+	r = mustRun(t, runOpts{}, "match", imgs, "-t", "a dog", "-m", tinyBase, "--device", "cpu", "--format", "csv")
+	if !strings.Contains(r.stderr, "skipping "+filepath.Join(imgs, "b.png")) || !strings.Contains(r.stderr, "FIFO") {
+		t.Errorf("no note about the skipped FIFO:\n%s", r.stderr)
+	}
+	if !strings.Contains(r.stdout, "a.png") || strings.Contains(r.stdout, "b.png") {
+		t.Errorf("output:\n%s", r.stdout)
+	}
+}
+
+// TestSignalStopsStuckCommand: a command blocked in a system call (here
+// opening a FIFO nobody writes to, as --texts <(cmd) can) exits 130 within
+// the grace period of the first SIGTERM or SIGINT.
+func TestSignalStopsStuckCommand(t *testing.T) {
+	for _, sig := range []os.Signal{syscall.SIGTERM, os.Interrupt} {
+		t.Run(sig.String(), func(t *testing.T) {
+			fifo := filepath.Join(t.TempDir(), "texts")
+			mkfifo(t, fifo)
+			cmd, _, stderr := binCmd(t, runOpts{}, "match", imagesDir+"/scene.png", "--texts", fifo, "-m", tinyBase, "--device", "cpu")
+			if err := cmd.Start(); err != nil {
+				t.Fatal(err)
+			}
+			time.Sleep(300 * time.Millisecond)
+			sent := time.Now()
+			if err := cmd.Process.Signal(sig); err != nil {
+				t.Fatal(err)
+			}
+			done := make(chan error, 1)
+			go func() { done <- cmd.Wait() }()
+			select {
+			case err := <-done:
+				var ee *exec.ExitError
+				if !errors.As(err, &ee) || ee.ExitCode() != exitInterrupted {
+					t.Errorf("exit: %v, want status %d\n%s", err, exitInterrupted, stderr)
+				}
+				if !strings.Contains(stderr.String(), "interrupted") {
+					t.Errorf("stderr:\n%s", stderr)
+				}
+				if d := time.Since(sent); d > shutdownGrace+5*time.Second {
+					t.Errorf("exited %v after the signal", d)
+				}
+			case <-time.After(shutdownGrace + 20*time.Second):
+				cmd.Process.Kill()
+				t.Fatalf("still running %v after %v\n%s", shutdownGrace+20*time.Second, sig, stderr)
+			}
+		})
+	}
+}
