@@ -96,7 +96,7 @@ func fromVocab(path string, data []byte, opts Options) (*Tokenizer, error) {
 			return nil, formatErr(path, "line %d: invalid UTF-8", i+1)
 		}
 		if j, dup := vocab[line]; dup {
-			return nil, formatErr(path, "line %d: duplicate token %q (first on line %d)", i+1, line, j+1)
+			return nil, formatErr(path, "line %d: duplicate token %s (first on line %d)", i+1, bounded.Quote(line), j+1)
 		}
 		vocab[line] = int32(i)
 	}
@@ -150,7 +150,7 @@ func fromTokenizerJSON(path string, data []byte, cfg *config) (*Tokenizer, error
 		return nil, formatErr(path, "no model")
 	}
 	if j.Model.Type != "WordPiece" {
-		return nil, formatErr(path, "model type %q, want WordPiece", j.Model.Type)
+		return nil, formatErr(path, "model type %s, want WordPiece", bounded.Quote(j.Model.Type))
 	}
 	vocab, err := parseVocabObject(j.Model.Vocab)
 	if err != nil {
@@ -184,7 +184,7 @@ func fromTokenizerJSON(path string, data []byte, cfg *config) (*Tokenizer, error
 			return nil, fmt.Errorf("%w: %s: normalizer: %w", ErrFormat, path, err)
 		}
 		if n.Type != "BertNormalizer" {
-			return nil, formatErr(path, "normalizer type %q is not supported (want BertNormalizer)", n.Type)
+			return nil, formatErr(path, "normalizer type %s is not supported (want BertNormalizer)", bounded.Quote(n.Type))
 		}
 		opts.NoCleanText = n.CleanText != nil && !*n.CleanText
 		opts.NoCJKSpacing = n.HandleChineseChars != nil && !*n.HandleChineseChars
@@ -205,7 +205,7 @@ func fromTokenizerJSON(path string, data []byte, cfg *config) (*Tokenizer, error
 		return nil, fmt.Errorf("%w: %s: pre_tokenizer: %w", ErrFormat, path, err)
 	}
 	if pre.Type != "BertPreTokenizer" {
-		return nil, formatErr(path, "pre_tokenizer type %q is not supported (want BertPreTokenizer)", pre.Type)
+		return nil, formatErr(path, "pre_tokenizer type %s is not supported (want BertPreTokenizer)", bounded.Quote(pre.Type))
 	}
 
 	cls, sep, err := parsePostProcessor(j.PostProcessor)
@@ -216,10 +216,10 @@ func fromTokenizerJSON(path string, data []byte, cfg *config) (*Tokenizer, error
 
 	for i, a := range j.AddedTokens {
 		if a.ID == nil {
-			return nil, formatErr(path, "added_tokens[%d] (%q) has no id", i, a.Content)
+			return nil, formatErr(path, "added_tokens[%d] (%s) has no id", i, bounded.Quote(a.Content))
 		}
 		if *a.ID < 0 || *a.ID >= math.MaxInt32 {
-			return nil, formatErr(path, "added_tokens[%d] (%q): id %d out of range", i, a.Content, *a.ID)
+			return nil, formatErr(path, "added_tokens[%d] (%s): id %d out of range", i, bounded.Quote(a.Content), *a.ID)
 		}
 		normalized := !a.Special
 		if a.Normalized != nil {
@@ -279,17 +279,17 @@ func parseVocabObject(raw json.RawMessage) (map[string]int32, error) {
 		}
 		num, ok := tok.(json.Number)
 		if !ok {
-			return nil, fmt.Errorf("token %q: id %v is not a number", key, tok)
+			return nil, fmt.Errorf("token %s: id %v is not a number", bounded.Quote(key), tok)
 		}
 		id, err := strconv.ParseInt(string(num), 10, 32)
 		if err != nil || id < 0 || id == math.MaxInt32 {
-			return nil, fmt.Errorf("token %q: id %s is not a non-negative int32", key, num)
+			return nil, fmt.Errorf("token %s: id %s is not a non-negative int32", bounded.Quote(key), num)
 		}
 		if _, dup := vocab[key]; dup {
-			return nil, fmt.Errorf("duplicate token %q", key)
+			return nil, fmt.Errorf("duplicate token %s", bounded.Quote(key))
 		}
 		if other, dup := ids[int32(id)]; dup {
-			return nil, fmt.Errorf("tokens %q and %q share id %d", other, key, id)
+			return nil, fmt.Errorf("tokens %s and %s share id %d", bounded.Quote(other), bounded.Quote(key), id)
 		}
 		vocab[key] = int32(id)
 		ids[int32(id)] = key
@@ -343,10 +343,10 @@ func parsePostProcessor(raw json.RawMessage) (cls, sep namedID, err error) {
 		get := func(name string) (namedID, error) {
 			st, ok := pp.SpecialTokens[name]
 			if !ok || len(st.IDs) != 1 {
-				return namedID{}, fmt.Errorf("special token %q needs exactly one id", name)
+				return namedID{}, fmt.Errorf("special token %s needs exactly one id", bounded.Quote(name))
 			}
 			if st.IDs[0] < 0 || st.IDs[0] >= math.MaxInt32 {
-				return namedID{}, fmt.Errorf("special token %q: id %d out of range", name, st.IDs[0])
+				return namedID{}, fmt.Errorf("special token %s: id %d out of range", bounded.Quote(name), st.IDs[0])
 			}
 			return namedID{name, int32(st.IDs[0])}, nil
 		}
@@ -374,7 +374,7 @@ func parsePostProcessor(raw json.RawMessage) (cls, sep namedID, err error) {
 		sep, err = get("sep", pp.Sep)
 		return cls, sep, err
 	}
-	return cls, sep, fmt.Errorf("type %q is not supported (want TemplateProcessing or BertProcessing)", pp.Type)
+	return cls, sep, fmt.Errorf("type %s is not supported (want TemplateProcessing or BertProcessing)", bounded.Quote(pp.Type))
 }
 
 // --- tokenizer_config.json, special_tokens_map.json, added_tokens.json ---
@@ -517,7 +517,7 @@ func readConfig(dir string) (*config, error) {
 		for key, a := range dec {
 			id, err := strconv.ParseInt(key, 10, 32)
 			if err != nil || id < 0 || id == math.MaxInt32 {
-				return nil, formatErr(path, "added_tokens_decoder: bad id %q", key)
+				return nil, formatErr(path, "added_tokens_decoder: bad id %s", bounded.Quote(key))
 			}
 			normalized := !a.Special
 			if a.Normalized != nil {
@@ -529,7 +529,7 @@ func readConfig(dir string) (*config, error) {
 	}
 	for content, id := range addedJSON {
 		if id < 0 || id >= math.MaxInt32 {
-			return nil, formatErr(atPath, "token %q: id %d out of range", content, id)
+			return nil, formatErr(atPath, "token %s: id %d out of range", bounded.Quote(content), id)
 		}
 		c.added = append(c.added, AddedToken{Content: content, ID: int32(id), Normalized: true})
 	}

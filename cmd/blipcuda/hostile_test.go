@@ -270,3 +270,20 @@ func TestSignalStopsStuckCommand(t *testing.T) {
 		})
 	}
 }
+
+// TestLongInputsQuotedShort: a 1 MB bad line is quoted at 80 characters in
+// the message, not whole.
+func TestLongInputsQuotedShort(t *testing.T) {
+	dir := t.TempDir()
+	texts := writeFile(t, dir, "texts.txt", "a dog\n"+strings.Repeat("x", 1<<20)+"\xe9\n")
+	r := run(t, runOpts{}, "match", imagesDir+"/scene.png", "--texts", texts, "-m", tinyBase, "--device", "cpu")
+	wantFail(t, r, exitFailure, "line 2", `"xxxxxxxx`, "…", "UTF-8")
+	if len(r.stderr) > 400 {
+		t.Errorf("a %d-byte message for a 1 MB line", len(r.stderr))
+	}
+	r = run(t, runOpts{}, "match", imagesDir+"/scene.png", "--text", strings.Repeat("~", 100_000), "-m", tinyBase, "--device", "cpu")
+	wantFail(t, r, exitUsage, "--text #1", "…")
+	if len(r.stderr) > 400 {
+		t.Errorf("a %d-byte message for a 100 KB --text", len(r.stderr))
+	}
+}
