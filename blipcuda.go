@@ -346,7 +346,16 @@ func New(cfg model.Config, w *model.Weights, tok *tokenizer.Tokenizer, opts ...O
 	return m, nil
 }
 
+// maxBatchActivation bounds the largest activation of one batch: a
+// configuration near model.MaxActivationBytes per input runs few inputs at
+// a time (the released models, at 16 MB per image, keep the defaults).
+const maxBatchActivation = 2 << 30
+
 func build(cfg model.Config, w *model.Weights, tok *tokenizer.Tokenizer, pre imageproc.Config, o Options) (*Model, error) {
+	if _, act := cfg.LargestActivation(); act > 0 {
+		most := int(max(1, maxBatchActivation/act))
+		o.ImageBatch, o.TextBatch = min(o.ImageBatch, most), min(o.TextBatch, most)
+	}
 	be, note, err := newBackend(o)
 	if err != nil {
 		return nil, err
