@@ -39,16 +39,7 @@ func runLimited(t *testing.T, o runOpts, args ...string) (result, int64) {
 	cmd, stdout, stderr := binCmd(t, o, args...)
 	cmd.Path = sh
 	cmd.Args = append([]string{"sh", "-c", `ulimit -v ` + strconv.Itoa(memLimitMiB<<10) + ` && exec "$0" "$@"`, binPath}, args...)
-	err = cmd.Run()
-	r := result{stdout: stdout.String(), stderr: stderr.String()}
-	var ee *exec.ExitError
-	switch {
-	case err == nil:
-	case errors.As(err, &ee):
-		r.code = ee.ExitCode()
-	default:
-		t.Fatalf("running blipcuda %v: %v", args, err)
-	}
+	r := runCmd(t, cmd, stdout, stderr)
 	var rss int64
 	if ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
 		rss = ru.Maxrss >> 10 // KiB on Linux
