@@ -38,8 +38,15 @@ const (
 
 // Open opens path for reading if it is a regular file (symbolic links are
 // followed) and refuses anything else with ErrNotRegular, naming the kind.
-// Opening never blocks: a FIFO is opened non-blocking and refused.
+// A special file is refused from its metadata, without being opened (opening
+// some devices has effects); a file swapped for one between that check and
+// the open is opened non-blocking, so a FIFO cannot block, and refused.
 func Open(path string) (*os.File, fs.FileInfo, error) {
+	if st, err := os.Stat(path); err != nil {
+		return nil, nil, err
+	} else if !st.Mode().IsRegular() {
+		return nil, nil, notRegular(path, st.Mode())
+	}
 	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK, 0)
 	if err != nil {
 		return nil, nil, err
@@ -51,9 +58,13 @@ func Open(path string) (*os.File, fs.FileInfo, error) {
 	}
 	if !st.Mode().IsRegular() {
 		f.Close()
-		return nil, nil, &fs.PathError{Op: "open", Path: path, Err: fmt.Errorf("%w (%s)", ErrNotRegular, Kind(st.Mode()))}
+		return nil, nil, notRegular(path, st.Mode())
 	}
 	return f, st, nil
+}
+
+func notRegular(path string, m fs.FileMode) error {
+	return &fs.PathError{Op: "open", Path: path, Err: fmt.Errorf("%w (%s)", ErrNotRegular, Kind(m))}
 }
 
 // Kind names the type of file mode m: "a directory", "a FIFO", ...
