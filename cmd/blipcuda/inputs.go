@@ -163,12 +163,12 @@ func (t *textFlags) collect(stdin io.Reader, protocol string) ([]string, error) 
 			}
 			r = f
 		}
-		data, err := io.ReadAll(io.LimitReader(r, maxTextsFile+1))
+		data, err := bounded.ReadAll(display, r, maxTextsFile)
+		if errors.Is(err, bounded.ErrTooLarge) {
+			return nil, fmt.Errorf("texts file %s is larger than %d MiB", display, maxTextsFile>>20)
+		}
 		if err != nil {
 			return nil, fmt.Errorf("texts file %s: %w", display, pathError(err))
-		}
-		if len(data) > maxTextsFile {
-			return nil, fmt.Errorf("texts file %s is larger than %d MiB", display, maxTextsFile>>20)
 		}
 		data = bytes.TrimPrefix(data, []byte("\xef\xbb\xbf")) // a UTF-8 byte order mark
 		n := 0
