@@ -383,3 +383,26 @@ func TestNonFiniteWeights(t *testing.T) {
 		loadBounded(t, p, cfg, 16<<20, "tensor itm_head.bias holds", "index 1", "corrupt")
 	}
 }
+
+// TestWeightsMetadataBounded: a zip directory of many entries and a huge
+// safetensors header are refused from their declared sizes, before they
+// are parsed.
+func TestWeightsMetadataBounded(t *testing.T) {
+	dir := t.TempDir()
+	var recs []record
+	for i := 0; i < 20_000; i++ {
+		recs = append(recs, record{name: "archive/data/e" + strconv.Itoa(i)})
+	}
+	p := filepath.Join(dir, "entries.bin")
+	writeZip(t, p, recs)
+	loadBounded(t, p, tinyConfig(t, "tiny-large"), 2<<20, "declares 20000 entries")
+
+	cfg := tinyConfig(t, "tiny-base")
+	hdr := `{"__metadata__":{"x":"` + strings.Repeat("a", 4<<20) + `"}}`
+	b := binary.LittleEndian.AppendUint64(nil, uint64(len(hdr)))
+	p = filepath.Join(dir, "header.safetensors")
+	if err := os.WriteFile(p, append(b, hdr...), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	loadBounded(t, p, cfg, 2<<20, "safetensors header declares "+strconv.Itoa(len(hdr))+" bytes")
+}

@@ -3,6 +3,7 @@ package model
 import (
 	"archive/zip"
 	"bytes"
+	"encoding/binary"
 	"fmt"
 	"io"
 	"path"
@@ -33,6 +34,10 @@ func LoadPyTorch(file string, cfg Config) (w *Weights, err error) {
 		return nil, fmt.Errorf("%w: %w", ErrWeights, err)
 	}
 	defer f.Close()
+	if n, err := zipEntries(f, st.Size()); err == nil && n > zipEntryLimit(cfg) {
+		return nil, fmt.Errorf("%w: %s: the zip directory declares %d entries, more than the %d a state dict of this configuration needs",
+			ErrWeights, file, n, zipEntryLimit(cfg))
+	}
 	zr, err := zip.NewReader(f, st.Size())
 	if err != nil {
 		return nil, fmt.Errorf("%w: %s: not a PyTorch zip checkpoint (torch.save's legacy format is not supported): %v",
@@ -81,10 +86,57 @@ func checkRecord(f *zip.File) error {
 	return nil
 }
 
-// pickleLimit bounds data.pkl by what a state dict of cfg needs: torch.save
-// writes about 150 bytes per tensor.
-func pickleLimit(cfg Config) int64 {
+// headerLimit bounds the metadata of a weights file by what the tensors of
+// cfg need: a safetensors header or a pickled state dict takes about 150
+// bytes per tensor (a few more are ignored buffers such as position_ids).
+func headerLimit(cfg Config) int64 {
 	return 64<<10 + 2048*int64(len(cfg.Params()))
+}
+
+// zipEntryLimit bounds the entries of a checkpoint's zip directory: a
+// record per tensor plus data.pkl, version, byteorder and the like.
+func zipEntryLimit(cfg Config) uint64 {
+	return 64 + 2*uint64(len(cfg.Params()))
+}
+
+// zipEntries reads the number of entries the end of central directory
+// record of a zip archive declares (the zip64 one when present), so that
+// a directory of millions of entries is refused before archive/zip
+// allocates one record for each.
+func zipEntries(r io.ReaderAt, size int64) (uint64, error) {
+	const eocdLen, maxComment = 22, 65535
+	n := min(size, eocdLen+maxComment)
+	buf := make([]byte, n)
+	if _, err := r.ReadAt(buf, size-n); err != nil && err != io.EOF {
+		return 0, err
+	}
+	i := bytes.LastIndex(buf, []byte("PK\x05\x06"))
+	if i < 0 || len(buf)-i < eocdLen {
+		return 0, zip.ErrFormat
+	}
+	count := uint64(binary.LittleEndian.Uint16(buf[i+10:]))
+	if count != 0xffff {
+		return count, nil
+	}
+	// Zip64: the locator (20 bytes) precedes the record and gives the
+	// offset of the zip64 end of central directory record.
+	at := size - n + int64(i) - 20
+	if at < 0 {
+		return 0, zip.ErrFormat
+	}
+	loc := make([]byte, 20)
+	if _, err := r.ReadAt(loc, at); err != nil || binary.LittleEndian.Uint32(loc) != 0x07064b50 {
+		return 0, zip.ErrFormat
+	}
+	rec := make([]byte, 56)
+	off := binary.LittleEndian.Uint64(loc[8:])
+	if off > uint64(size) {
+		return 0, zip.ErrFormat
+	}
+	if _, err := r.ReadAt(rec, int64(off)); err != nil || binary.LittleEndian.Uint32(rec) != 0x06064b50 {
+		return 0, zip.ErrFormat
+	}
+	return binary.LittleEndian.Uint64(rec[32:]), nil
 }
 
 // loadPyTorchZip reads the state dict of an opened PyTorch archive.
@@ -92,6 +144,10 @@ func loadPyTorchZip(file string, zr *zip.Reader, cfg Config) (w *Weights, err er
 	defer recoverParse(file, "PyTorch checkpoint", &w, &err)
 	if err := cfg.Validate(); err != nil {
 		return nil, err
+	}
+	if n := uint64(len(zr.File)); n > zipEntryLimit(cfg) {
+		return nil, fmt.Errorf("%w: %s: the zip directory holds %d entries, more than the %d a state dict of this configuration needs",
+			ErrWeights, file, n, zipEntryLimit(cfg))
 	}
 	var pkl *zip.File
 	records := map[string]*zip.File{}
@@ -114,7 +170,7 @@ func loadPyTorchZip(file string, zr *zip.Reader, cfg Config) (w *Weights, err er
 	if pkl == nil {
 		return nil, fmt.Errorf("%w: %s: no data.pkl in the archive", ErrWeights, file)
 	}
-	limit := pickleLimit(cfg)
+	limit := headerLimit(cfg)
 	if err := checkRecord(pkl); err != nil {
 		return nil, fmt.Errorf("%w: %s: %v", ErrWeights, file, err)
 	}

@@ -63,6 +63,12 @@ func parseSafetensors(path string, buf []byte, cfg Config) (w *Weights, err erro
 	// the configuration with it before the header is even parsed.
 	if len(buf) >= 8 {
 		hl := binary.LittleEndian.Uint64(buf)
+		// The JSON header is parsed whole: bound it by what a header of
+		// this configuration's tensors needs (about 100 bytes each).
+		if limit := uint64(headerLimit(cfg)); hl > limit {
+			return nil, fmt.Errorf("%w: %s: the safetensors header declares %d bytes, more than the %d the tensors of this configuration need",
+				ErrWeights, path, hl, limit)
+		}
 		if hl <= uint64(len(buf))-8 {
 			if err := checkHolds(path, cfg, int64(uint64(len(buf))-8-hl)); err != nil {
 				return nil, err
