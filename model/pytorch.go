@@ -162,7 +162,7 @@ func loadPyTorchZip(file string, zr *zip.Reader, cfg Config) (w *Weights, err er
 			pkl = f
 		case strings.HasSuffix(dir, "/data/") && strings.Count(f.Name, "/") == 2:
 			records[base] = f
-			recordBytes += min(f.UncompressedSize64, 1<<62)
+			recordBytes += min(f.UncompressedSize64, 1<<62-recordBytes) // saturates at 2^62
 		case base == "constants.pkl":
 			return nil, fmt.Errorf("%w: %s: a TorchScript archive, not a state dict", ErrWeights, file)
 		}
@@ -233,7 +233,7 @@ func loadPyTorchZip(file string, zr *zip.Reader, cfg Config) (w *Weights, err er
 	// The zip directory declares the tensor data: compare it with the
 	// configuration before any tensor is read.
 	if len(raw) > 0 {
-		if err := checkHolds(file, cfg, int64(min(recordBytes, 1<<62))); err != nil {
+		if err := checkHolds(file, cfg, int64(recordBytes)); err != nil {
 			return nil, err
 		}
 	}
