@@ -22,8 +22,13 @@ import (
 // The pickle is untrusted input. Only the globals a tensor state dict needs
 // are resolved — collections.OrderedDict, torch._utils._rebuild_tensor_v2 and
 // the Float/Half/BFloat16/Long storage classes — and any other global is
-// refused with an error naming it. Nothing is ever executed. Storage sizes
-// are checked against the archive before anything is allocated.
+// refused with an error naming it. Nothing is ever executed. Everything the
+// file declares is bounded by what a state dict of cfg needs before it is
+// allocated: the zip directory's entries, data.pkl's size and its stack,
+// marks and memo, each storage's elements (at most the configuration's
+// parameters, agreeing with its record's declared size and compression),
+// and the tensor views (checked arithmetic). Only the slice of a storage a
+// tensor uses is read; NaN and infinite weights are refused.
 func LoadPyTorch(file string, cfg Config) (w *Weights, err error) {
 	defer recoverParse(file, "PyTorch checkpoint", &w, &err)
 	if err := cfg.Validate(); err != nil {

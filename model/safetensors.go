@@ -14,7 +14,11 @@ import (
 )
 
 // LoadSafetensors memory-maps a model.safetensors file and checks its
-// tensors against cfg. float32 tensors are used in place (no copy) when
+// tensors against cfg: its header may not exceed what the configuration's
+// tensors need, its data must be large enough for the configuration's
+// parameters, and NaN or infinite weights are refused. Replacing the file
+// by rename under the returned Weights is safe; rewriting it in place is
+// not (the mapping then faults with SIGBUS). float32 tensors are used in place (no copy) when
 // aligned; float16 and bfloat16 tensors are widened to float32.
 func LoadSafetensors(path string, cfg Config) (*Weights, error) {
 	if err := cfg.Validate(); err != nil {
