@@ -1,12 +1,17 @@
 package main
 
 import (
+	"archive/zip"
+	"bytes"
 	"encoding/binary"
 	"encoding/json"
 	"errors"
+	"hash/crc32"
+	"io"
 	"math"
 	"os"
 	"os/exec"
+	"path"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -276,5 +281,117 @@ func TestLongInputsQuotedShort(t *testing.T) {
 	wantFail(t, r, exitUsage, "--text #1", "…")
 	if len(r.stderr) > 400 {
 		t.Errorf("a %d-byte message for a 100 KB --text", len(r.stderr))
+	}
+}
+
+// forgedTerabyteBin rewrites tiny-large's pytorch_model.bin so that every
+// float storage claims 2^38 elements (1 TiB) in the pickle and in the zip
+// directory alike: the two attacker-controlled sizes agree, the file stays
+// small. (The pickle is protocol 2, without frames, so an opcode can be
+// replaced by a longer one.)
+func forgedTerabyteBin(t *testing.T, dst string) {
+	t.Helper()
+	src, err := zip.OpenReader(filepath.Join(tinyLarge, "pytorch_model.bin"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer src.Close()
+	const numel = uint64(1) << 38
+	var pkl []byte
+	forged := map[string]bool{}
+	for _, f := range src.File {
+		if strings.HasSuffix(f.Name, "/data.pkl") {
+			rc, _ := f.Open()
+			pkl, _ = io.ReadAll(rc)
+			rc.Close()
+		}
+	}
+	var out []byte
+	marker := []byte("ctorch\nFloatStorage\n")
+	for {
+		i := bytes.Index(pkl, marker)
+		if i < 0 {
+			out = append(out, pkl...)
+			break
+		}
+		j := i + len(marker)
+		skipPut := func() {
+			switch pkl[j] {
+			case 'q':
+				j += 2
+			case 'r':
+				j += 5
+			}
+		}
+		skipPut()
+		if pkl[j] != 'X' {
+			t.Fatalf("unexpected pickle at %d", j)
+		}
+		n := int(binary.LittleEndian.Uint32(pkl[j+1:]))
+		forged[string(pkl[j+5:j+5+n])] = true
+		j += 5 + n
+		skipPut()
+		if !bytes.HasPrefix(pkl[j:], []byte("X\x03\x00\x00\x00cpu")) {
+			t.Fatalf("unexpected pickle at %d", j)
+		}
+		j += 8
+		skipPut()
+		out = append(out, pkl[:j]...)
+		switch pkl[j] { // the element count
+		case 'K':
+			j += 2
+		case 'M':
+			j += 3
+		case 'J':
+			j += 5
+		default:
+			t.Fatalf("unexpected count opcode %q", pkl[j])
+		}
+		out = binary.LittleEndian.AppendUint64(append(out, 0x8a, 8), numel)
+		pkl = pkl[j:]
+	}
+	var buf bytes.Buffer
+	zw := zip.NewWriter(&buf)
+	for _, f := range src.File {
+		rc, _ := f.Open()
+		data, _ := io.ReadAll(rc)
+		rc.Close()
+		if strings.HasSuffix(f.Name, "/data.pkl") {
+			data = out
+		}
+		if forged[path.Base(f.Name)] && strings.Contains(f.Name, "/data/") {
+			w, err := zw.CreateRaw(&zip.FileHeader{Name: f.Name, Method: zip.Store, CRC32: crc32.ChecksumIEEE(data),
+				CompressedSize64: 4 * numel, UncompressedSize64: 4 * numel})
+			if err != nil {
+				t.Fatal(err)
+			}
+			w.Write(data)
+			continue
+		}
+		w, _ := zw.CreateHeader(&zip.FileHeader{Name: f.Name, Method: zip.Store})
+		w.Write(data)
+	}
+	zw.Close()
+	if len(forged) == 0 {
+		t.Fatal("no float storage found to forge")
+	}
+	if err := os.WriteFile(dst, buf.Bytes(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestForgedCheckpointBounded: the 1 TiB storage of the issue (zip
+// directory and pickle agreeing) gives exit 1 naming the file and the
+// storage, in little memory — it was a Go fatal error (exit 2).
+func TestForgedCheckpointBounded(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "model")
+	for _, f := range []string{"config.json", "preprocessor_config.json", "vocab.txt"} {
+		copyFile(t, filepath.Join(tinyLarge, f), filepath.Join(dir, f))
+	}
+	forgedTerabyteBin(t, filepath.Join(dir, "pytorch_model.bin"))
+	r, rss := runLimited(t, runOpts{}, "match", imagesDir+"/scene.png", "-t", "a dog", "-m", dir, "--device", "cpu")
+	wantFail(t, r, exitFailure, filepath.Join(dir, "pytorch_model.bin"), "274877906944 elements", "parameters of the whole configuration")
+	if rss > peakRSSMiB {
+		t.Errorf("peak RSS %d MiB, want ≤ %d", rss, peakRSSMiB)
 	}
 }
