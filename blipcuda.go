@@ -412,7 +412,8 @@ type Image struct {
 // LoadImage decodes an image file (JPEG, PNG, GIF, BMP, WebP) and
 // preprocesses it as the checkpoint's image processor does.
 func (m *Model) LoadImage(path string) (*Image, error) {
-	rgb, err := imageproc.DecodeFile(path, m.opts.MaxPixels)
+	rgb, release, err := imageproc.DecodeFileHeld(path, m.opts.MaxPixels)
+	defer release() // the full-size pixels count against the decode budget until preprocessed
 	if err != nil {
 		return nil, fmt.Errorf("blipcuda: image %s: %w", path, err)
 	}

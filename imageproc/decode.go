@@ -12,6 +12,7 @@ import (
 	"image/png"
 	"io"
 	"strings"
+	"sync"
 
 	"github.com/blipcuda/blipcuda/internal/bounded"
 	"golang.org/x/image/bmp"
@@ -44,12 +45,25 @@ var (
 // regular file is read: a FIFO, a device or a directory is refused without
 // blocking (bounded.ErrNotRegular).
 func DecodeFile(path string, maxPixels int) (*RGB, error) {
+	rgb, release, err := DecodeFileHeld(path, maxPixels)
+	release()
+	return rgb, err
+}
+
+// DecodeFileHeld is DecodeFile, but the image's share of the decode budget
+// (see SetDecodeBudget) stays held until release is called, so that what
+// the caller does next with the full-size pixels (resizing them, making a
+// thumbnail) counts against the budget too. release must be called, also
+// after an error; calling it again does nothing.
+func DecodeFileHeld(path string, maxPixels int) (rgb *RGB, release func(), err error) {
 	f, _, err := bounded.Open(path)
 	if err != nil {
-		return nil, fmt.Errorf("imageproc: %w", err)
+		return nil, func() {}, fmt.Errorf("imageproc: %w", err)
 	}
 	defer f.Close()
-	return Decode(f, path, maxPixels)
+	rgb, held, err := decodeHeld(f, path, maxPixels)
+	var once sync.Once
+	return rgb, func() { once.Do(func() { decodeBudget.release(held) }) }, err
 }
 
 // Decode reads one JPEG, PNG, GIF (first frame), BMP or WebP image from r and
@@ -72,7 +86,15 @@ func DecodeFile(path string, maxPixels int) (*RGB, error) {
 // index 0), and the transparent palette entry keeps its RGB. 16-bit grey PNGs
 // are clipped to 255 (see ToRGB). No EXIF orientation is applied, as in
 // BlipImageProcessor.
-func Decode(r io.Reader, name string, maxPixels int) (rgb *RGB, err error) {
+func Decode(r io.Reader, name string, maxPixels int) (*RGB, error) {
+	rgb, held, err := decodeHeld(r, name, maxPixels)
+	decodeBudget.release(held)
+	return rgb, err
+}
+
+// decodeHeld is Decode, returning the pixels of the decode budget it holds
+// (released by the caller, whatever the error).
+func decodeHeld(r io.Reader, name string, maxPixels int) (rgb *RGB, held int64, err error) {
 	defer func() {
 		// Defence in depth: the decoders run under safeCall; this catches a
 		// panic in the conversions that follow them.
@@ -80,20 +102,18 @@ func Decode(r io.Reader, name string, maxPixels int) (rgb *RGB, err error) {
 			rgb, err = nil, fmt.Errorf("imageproc: %s: %w: panic while converting: %v", name, ErrCorrupt, p)
 		}
 	}()
-	var held int64
-	defer func() { decodeBudget.release(held) }()
 	img, gray16, err := decodeImage(r, name, maxPixels, func(px int64) { held = decodeBudget.acquire(px) })
 	if err != nil {
-		return nil, err
+		return nil, held, err
 	}
 	out, ok := img.(*RGB)
 	if !ok {
 		out = toRGB(img, gray16)
 	}
 	if !out.valid() {
-		return nil, fmt.Errorf("imageproc: %s: %w: decoded image is empty", name, ErrCorrupt)
+		return nil, held, fmt.Errorf("imageproc: %s: %w: decoded image is empty", name, ErrCorrupt)
 	}
-	return out, nil
+	return out, held, nil
 }
 
 // recordingReader remembers the first read error other than io.EOF, so that

@@ -7,6 +7,7 @@ import (
 	"image/color"
 	"image/png"
 	"io"
+	"os"
 	"path/filepath"
 	"runtime"
 	"strings"
@@ -119,5 +120,40 @@ func TestDecodeBudget(t *testing.T) {
 	}
 	if used != 0 {
 		t.Errorf("%d pixels still held after every decode returned", used)
+	}
+}
+
+// TestDecodeFileHeld: the budget stays held until release, also after an
+// error, and releasing twice is harmless.
+func TestDecodeFileHeld(t *testing.T) {
+	var buf bytes.Buffer
+	png.Encode(&buf, image.NewGray(image.Rect(0, 0, 30, 30)))
+	p := filepath.Join(t.TempDir(), "a.png")
+	if err := os.WriteFile(p, buf.Bytes(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	used := func() int64 {
+		decodeBudget.mu.Lock()
+		defer decodeBudget.mu.Unlock()
+		return decodeBudget.used
+	}
+	rgb, release, err := DecodeFileHeld(p, 0)
+	if err != nil || rgb == nil {
+		t.Fatal(err)
+	}
+	if got := used(); got != 900 {
+		t.Errorf("%d pixels held before release, want 900", got)
+	}
+	release()
+	release()
+	if got := used(); got != 0 {
+		t.Errorf("%d pixels held after release", got)
+	}
+	bad := filepath.Join(t.TempDir(), "trunc.png")
+	os.WriteFile(bad, buf.Bytes()[:60], 0o644)
+	_, release, err = DecodeFileHeld(bad, 0)
+	release()
+	if err == nil || used() != 0 {
+		t.Errorf("truncated: err %v, %d pixels held after release", err, used())
 	}
 }

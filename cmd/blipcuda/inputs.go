@@ -289,7 +289,8 @@ func decodeImages(ctx context.Context, m *blipcuda.Model, paths []string, thumbs
 
 func decodeImage(m *blipcuda.Model, path string, thumbs bool) decoded {
 	d := decoded{name: path}
-	rgb, err := imageproc.DecodeFile(path, 0)
+	rgb, release, err := imageproc.DecodeFileHeld(path, 0)
+	defer release() // until resized and thumbnailed
 	if err != nil {
 		d.err = imageError(path, err)
 		return d
