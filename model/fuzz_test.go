@@ -197,3 +197,28 @@ func TestMicroConfigLoads(t *testing.T) {
 	}
 	w.Close()
 }
+
+// FuzzPickle mutates data.pkl itself (the scan, gopickle and the state dict
+// checks), in an archive with one honest record.
+func FuzzPickle(f *testing.F) {
+	cfg := microConfig()
+	f.Add(statePickle([]ptEntry{{name: "itm_head.bias", key: "0", numel: 2, size: []int64{2}, stride: []int64{1}}}))
+	f.Add([]byte("\x80\x02}q\x00."))
+	f.Add([]byte("\x80\x02(((N."))
+	f.Fuzz(func(t *testing.T, pkl []byte) {
+		var buf bytes.Buffer
+		zw := zip.NewWriter(&buf)
+		w, _ := zw.Create("archive/data.pkl")
+		w.Write(pkl)
+		w, _ = zw.Create("archive/data/0")
+		w.Write(make([]byte, 8))
+		zw.Close()
+		checkFuzzLoad(t, func() (*Weights, error) {
+			zr, err := zip.NewReader(bytes.NewReader(buf.Bytes()), int64(buf.Len()))
+			if err != nil {
+				t.Fatal(err)
+			}
+			return loadPyTorchZip("fuzz.bin", zr, cfg)
+		})
+	})
+}
