@@ -240,7 +240,9 @@ func TestSignalStopsStuckCommand(t *testing.T) {
 			if err := cmd.Start(); err != nil {
 				t.Fatal(err)
 			}
-			time.Sleep(300 * time.Millisecond)
+			// Let it install its handlers and block in the open (a signal
+			// before the handlers are in place would kill it outright).
+			time.Sleep(time.Second)
 			sent := time.Now()
 			if err := cmd.Process.Signal(sig); err != nil {
 				t.Fatal(err)
