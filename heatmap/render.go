@@ -351,7 +351,11 @@ func plan(fs *faces, scores [][]float64, images []image.Image, imageNames, texts
 			labelW = max(labelW, fs.label.width(line))
 		}
 	}
-	l.cellH = max(opt.CellSize, maxLines*fs.label.lineH+rowPad)
+	pad := rowPad
+	if opt.CellSize < 24 {
+		pad = rowPad / 3 // compact rows, for many texts
+	}
+	l.cellH = max(opt.CellSize, maxLines*fs.label.lineH+pad)
 
 	// Columns: as wide as a thumbnail.
 	l.cellW = opt.CellSize
@@ -457,7 +461,8 @@ func plan(fs *faces, scores [][]float64, images []image.Image, imageNames, texts
 	l.W = max(l.W, 2*margin+fs.title.width(l.title), 2*margin+fs.subtitle.width(l.subtitle))
 
 	if px := int64(l.W) * int64(l.H); px > MaxPixels {
-		return nil, fmt.Errorf("%w: %d×%d pixels (%d images × %d texts), at most %d; use smaller CellSize, ThumbSize or MaxTextLines", ErrTooLarge, l.W, l.H, l.nImg, l.nTxt, MaxPixels)
+		// l is returned too, for Fit's message.
+		return l, fmt.Errorf("%w: %d×%d pixels (%d images × %d texts), at most %d; use smaller CellSize, ThumbSize or MaxTextLines", ErrTooLarge, l.W, l.H, l.nImg, l.nTxt, MaxPixels)
 	}
 	return l, nil
 }
