@@ -106,7 +106,7 @@ func (a *app) hubClient() (*hub.Client, error) {
 
 // loadModel loads the model the flags name, downloading it on first use
 // unless HF_HUB_OFFLINE is set.
-func (a *app) loadModel(ctx context.Context, mf *modelFlags) (*blipcuda.Model, error) {
+func (a *app) loadModel(ctx context.Context, mf *modelFlags, extra ...blipcuda.Option) (*blipcuda.Model, error) {
 	c, err := a.hubClient()
 	if err != nil {
 		return nil, err
@@ -130,6 +130,7 @@ func (a *app) loadModel(ctx context.Context, mf *modelFlags) (*blipcuda.Model, e
 	if mf.noGraphs {
 		opts = append(opts, blipcuda.WithoutGraphs())
 	}
+	opts = append(opts, extra...)
 	m, err := blipcuda.Load(ctx, mf.model, opts...)
 	if err != nil {
 		if errors.Is(err, hub.ErrRepoNotFound) && !strings.HasPrefix(mf.model, "Salesforce/") {
@@ -139,8 +140,10 @@ func (a *app) loadModel(ctx context.Context, mf *modelFlags) (*blipcuda.Model, e
 	}
 	info := m.Info()
 	if mf.device == "auto" && info.Device != "cuda" {
-		// Say once why the GPU is not used (no driver, no device, ...).
-		a.log.Info("running on the CPU", "why", info.DeviceNote)
+		// Say once, briefly, that the GPU is not used; why (no driver, no
+		// device, ...) under --verbose.
+		a.log.Info("running on the CPU (no usable CUDA GPU; --verbose says why)")
+		a.log.Debug("why not CUDA", "note", info.DeviceNote)
 	}
 	a.log.Debug("model loaded", "model", mf.model, "dir", info.Dir, "weights", info.Weights,
 		"device", info.Device, "precision", info.Precision, "protocol", string(info.Protocol),

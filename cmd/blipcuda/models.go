@@ -73,7 +73,7 @@ func runModels(ctx context.Context, a *app, args []string) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	return a.writeOutput("", func(w io.Writer) error {
+	return a.writeOutput(ctx, "", func(w io.Writer) error {
 		if format == "json" {
 			return writeJSONObject(w, []jsonField{
 				{"cache_dir", c.CacheDir()},
