@@ -58,6 +58,10 @@ func runModels(ctx context.Context, a *app, args []string) error {
 	if err != nil {
 		return err
 	}
+	scanned, err := c.Scan(ctx)
+	if err != nil {
+		return err
+	}
 	var rows []modelRow
 	for _, v := range model.Family() {
 		r := modelRow{Name: v.Name, Architecture: v.Architecture, TrainingSet: v.TrainingSet, HubID: v.HubID,
@@ -65,9 +69,14 @@ func runModels(ctx context.Context, a *app, args []string) error {
 		if cp, ok := blipcuda.CachedCheckpoint(ctx, c, v.HubID); ok {
 			r.Cached, r.Dir, r.Weights = true, cp.Dir, cp.Weights
 		}
-		some, size := c.IsCached(v.HubID)
-		r.CacheBytes = size
-		r.Partial = some && !r.Cached
+		for _, s := range scanned {
+			if s.Repo == v.HubID {
+				// Partial downloads (*.incomplete blobs) count: they are
+				// on disk, and a pull resumes them.
+				r.CacheBytes = s.Size + s.Incomplete
+				r.Partial = !r.Cached && (s.Complete() || s.Incomplete > 0)
+			}
+		}
 		rows = append(rows, r)
 	}
 	if err := ctx.Err(); err != nil {
