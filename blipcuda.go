@@ -255,6 +255,10 @@ type Info struct {
 	// Precision is the compute precision ("float32", "float16" or
 	// "bfloat16").
 	Precision string
+	// StoredPrecision is the type the checkpoint stores its weights in
+	// ("float32", "float16", "bfloat16", "mixed"; "" when not from a file).
+	// Weights are converted to Precision at load.
+	StoredPrecision string
 	// Protocol is the text protocol.
 	Protocol Protocol
 	// Config is the architecture, from the checkpoint's config.json.
@@ -380,7 +384,7 @@ func build(cfg model.Config, w *model.Weights, tok *tokenizer.Tokenizer, pre ima
 	net.SetGraphs(!o.NoGraphs)
 	return &Model{
 		opts: o, be: be, weights: w, net: net, tok: tok, pre: pre,
-		info: Info{Weights: w.Source, Device: be.Name(), DeviceNote: note, Precision: o.Precision, Protocol: o.Protocol, Config: cfg},
+		info: Info{Weights: w.Source, StoredPrecision: w.StoredDType, Device: be.Name(), DeviceNote: note, Precision: o.Precision, Protocol: o.Protocol, Config: cfg},
 	}, nil
 }
 

@@ -98,9 +98,14 @@ func Locate(ctx context.Context, c *hub.Client, name string) (Checkpoint, error)
 	if cp, ok := CachedCheckpoint(ctx, c, repo); ok {
 		return cp, nil
 	}
-	hint := fmt.Sprintf("download it with `blipcuda pull %s`, or pass a checkpoint directory", name)
+	hint := fmt.Sprintf("Load with blipcuda.WithDownload(true) to download it, or run `blipcuda pull %s`, "+
+		"or pass a checkpoint directory", name)
 	if c.Offline() {
-		hint = "HF_HUB_OFFLINE is set, so nothing is downloaded: unset it and run `blipcuda pull " + name + "`, or pass a checkpoint directory"
+		v := hub.OfflineVariable(os.Getenv)
+		if v == "" {
+			v = "offline mode"
+		}
+		hint = v + " is set, so nothing is downloaded: unset it and run `blipcuda pull " + name + "`, or pass a checkpoint directory"
 	}
 	return Checkpoint{}, fmt.Errorf("%w: %s (%s) is not in the Hugging Face cache at %s; %s",
 		ErrNotCached, name, repo, c.CacheDir(), hint)

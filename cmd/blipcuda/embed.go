@@ -126,15 +126,18 @@ func runEmbed(ctx context.Context, a *app, args []string) error {
 		return usagef("--features needs images")
 	}
 	if out.format == "npy" && !out.dir {
-		n := 0
-		for _, b := range []bool{len(pos) > 0, len(tf.texts)+len(tf.files) > 0, features} {
-			if b {
-				n++
+		var arrays []string
+		for _, a := range []struct {
+			on   bool
+			name string
+		}{{len(pos) > 0, "image embeddings"}, {len(tf.texts)+len(tf.files) > 0, "text embeddings"}, {features, "image features"}} {
+			if a.on {
+				arrays = append(arrays, a.name)
 			}
 		}
-		if n > 1 {
-			return usagef("--output %s holds one array, and this writes %d (image embeddings, text embeddings, features): "+
-				"give a directory (--output DIR/) or a .safetensors file", out.path, n)
+		if len(arrays) > 1 {
+			return usagef("--output %s holds one array, and this writes %d: %s; "+
+				"give a directory (--output DIR/) or a .safetensors file", out.path, len(arrays), strings.Join(arrays, ", "))
 		}
 	}
 	texts, err := tf.collect(a.stdin, mf.protocol)
