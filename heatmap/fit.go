@@ -32,7 +32,7 @@ func Fit(nImages int, sizes []image.Point, imageNames, texts []string, opt Optio
 	if nTexts > MaxTexts {
 		return opt, fmt.Errorf("%w: %d texts, at most %d", ErrTooLarge, nTexts, MaxTexts)
 	}
-	fs, err := newFaces()
+	fs, err := newFaces(append(append([]string{opt.Title, opt.Metric}, imageNames...), texts...)...)
 	if err != nil {
 		return opt, err
 	}

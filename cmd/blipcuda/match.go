@@ -135,7 +135,7 @@ func runMatch(ctx context.Context, a *app, args []string) error {
 	}
 	var plotOpt heatmap.Options
 	if plot != "" {
-		if plotOpt, err = fitPlot(plot, score, mf.model, paths, sizes, texts); err != nil {
+		if plotOpt, err = a.fitPlot(plot, score, mf.model, paths, sizes, texts); err != nil {
 			return err
 		}
 	}
@@ -231,7 +231,12 @@ func plotMatrix(res *matchResult) [][]float32 {
 
 // fitPlot lays the --plot heat map out before any work, from the images'
 // sizes and the texts, and refuses one that cannot be drawn legibly.
-func fitPlot(plot, score, modelName string, paths []string, sizes []image.Point, texts []string) (heatmap.Options, error) {
+func (a *app) fitPlot(plot, score, modelName string, paths []string, sizes []image.Point, texts []string) (heatmap.Options, error) {
+	if miss := heatmap.MissingGlyphs(append(append([]string{}, texts...), paths...)...); len(miss) > 0 {
+		a.log.Warn(fmt.Sprintf("--plot %s: no font found has %d of the characters of the texts or image names (%s); "+
+			"they will be drawn as boxes. Install a font that has them (Debian: fonts-noto-cjk for Chinese, Japanese "+
+			"and Korean), or name one in %s", plot, len(miss), ellipsis(string(miss), 12), heatmap.FontEnv))
+	}
 	metric, lo, hi := "P(match)", 0.0, 1.0
 	if score == "itc" {
 		metric, lo, hi = "ITC cosine", 0, 0
