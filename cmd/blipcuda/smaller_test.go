@@ -31,6 +31,12 @@ func TestSmallerThings(t *testing.T) {
 	// TRANSFORMERS_OFFLINE is named when it is what turned offline mode on.
 	wantFail(t, run(t, runOpts{env: []string{"TRANSFORMERS_OFFLINE=1"}}, "match", img, "-t", "a dog", "-m", "base-coco"), 1,
 		"TRANSFORMERS_OFFLINE is set")
+	// A character no font has: a warning before the work, naming BLIPCUDA_FONTS.
+	r = mustRun(t, runOpts{}, "match", img, "-t", "a dog "+string(rune(0x10FFFD)), "-m", tinyBase,
+		"--plot", filepath.Join(t.TempDir(), "p.png"))
+	if !strings.Contains(r.stderr, "no font found has 1 of the characters") || !strings.Contains(r.stderr, "BLIPCUDA_FONTS") {
+		t.Errorf("no warning about a character no font has:\n%s", r.stderr)
+	}
 	// A float16 checkpoint run in float32 says so.
 	dir := t.TempDir()
 	for _, f := range listDir(t, tinyBase) {
