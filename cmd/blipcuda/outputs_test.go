@@ -7,7 +7,6 @@ import (
 	"image"
 	"image/color"
 	"image/png"
-	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -15,28 +14,12 @@ import (
 	"testing"
 	"time"
 
-	"golang.org/x/sys/unix"
+	"github.com/blipcuda/blipcuda/internal/outfile/outfiletest"
 )
 
 // offline makes loading base-coco fail at once (an empty cache, no
 // network): a test that gets another error proves the check came first.
 var offline = runOpts{env: []string{"HF_HUB_OFFLINE=1"}}
-
-// deviceNode makes a character device with the numbers of /dev/null (1,3)
-// or /dev/full (1,7) in a temporary directory; it needs root.
-func deviceNode(t *testing.T, name string, minor uint32) string {
-	t.Helper()
-	p := filepath.Join(t.TempDir(), name)
-	if err := unix.Mknod(p, unix.S_IFCHR|0o666, int(unix.Mkdev(1, minor))); err != nil {
-		t.Skipf("cannot make a device node (needs root/CAP_MKNOD): %v", err)
-	}
-	f, err := os.OpenFile(p, os.O_WRONLY, 0)
-	if err != nil {
-		t.Skipf("cannot open a device node here (nodev mount?): %v", err)
-	}
-	f.Close()
-	return p
-}
 
 func isCharDevice(t *testing.T, p string) bool {
 	st, err := os.Lstat(p)
@@ -47,7 +30,7 @@ func isCharDevice(t *testing.T, p string) bool {
 // FIFOs and descriptors directly and write through symlinks.
 func TestOutputsAreNeverReplaced(t *testing.T) {
 	match := []string{"match", imagesDir + "/scene.png", "-m", tinyBase, "-t", "a dog", "-q"}
-	null := deviceNode(t, "null", 3)
+	null := outfiletest.DeviceNode(t, "null", outfiletest.Null)
 	mustRun(t, runOpts{}, append(match, "--plot", filepath.Join(t.TempDir(), "p.png"), "-o", null)...)
 	if !isCharDevice(t, null) {
 		t.Error("match -o NULL-DEVICE replaced the device node")
@@ -58,7 +41,7 @@ func TestOutputsAreNeverReplaced(t *testing.T) {
 	}
 
 	// A full disk fails with exit 1 and leaves the device alone.
-	full := deviceNode(t, "full", 7)
+	full := outfiletest.DeviceNode(t, "full", outfiletest.Full)
 	wantFail(t, run(t, runOpts{}, append(match, "-o", full)...), 1, full, "no space left")
 	if !isCharDevice(t, full) {
 		t.Error("match -o FULL-DEVICE replaced the device node")
@@ -78,21 +61,7 @@ func TestOutputsAreNeverReplaced(t *testing.T) {
 	}
 
 	// A FIFO is written, not replaced, and its reader gets the results.
-	fifo := filepath.Join(dir, "fifo")
-	if err := unix.Mkfifo(fifo, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	got := make(chan string, 1)
-	go func() {
-		f, err := os.Open(fifo)
-		if err != nil {
-			got <- err.Error()
-			return
-		}
-		b, _ := io.ReadAll(f)
-		f.Close()
-		got <- string(b)
-	}()
+	fifo, got := outfiletest.FIFO(t, dir, "fifo")
 	mustRun(t, runOpts{}, append(match, "-o", fifo, "-f", "csv")...)
 	select {
 	case s := <-got:

@@ -15,7 +15,7 @@ import (
 	"testing"
 	"time"
 
-	"golang.org/x/sys/unix"
+	"github.com/blipcuda/blipcuda/internal/outfile/outfiletest"
 )
 
 // leftovers lists the temporary files left in dir.
@@ -136,26 +136,8 @@ func TestSymlinkWrittenThrough(t *testing.T) {
 	}
 }
 
-// mknod makes a character device with the numbers of a /dev node (1,3 is
-// /dev/null, 1,7 is /dev/full) in a temporary directory. It needs root (or
-// CAP_MKNOD) and a file system that allows device nodes.
-func mknod(t *testing.T, name string, major, minor uint32) string {
-	t.Helper()
-	p := filepath.Join(t.TempDir(), name)
-	if err := unix.Mknod(p, unix.S_IFCHR|0o666, int(unix.Mkdev(major, minor))); err != nil {
-		t.Skipf("cannot make a device node (needs root/CAP_MKNOD): %v", err)
-	}
-	// A nodev mount refuses to open it.
-	f, err := os.OpenFile(p, os.O_WRONLY, 0)
-	if err != nil {
-		t.Skipf("cannot open a device node here (nodev mount?): %v", err)
-	}
-	f.Close()
-	return p
-}
-
 func TestDeviceWrittenDirectly(t *testing.T) {
-	null := mknod(t, "null", 1, 3)
+	null := outfiletest.DeviceNode(t, "null", outfiletest.Null)
 	if err := write(t, null, strings.Repeat("data", 1<<20)); err != nil {
 		t.Fatalf("writing a null device: %v", err)
 	}
@@ -167,7 +149,7 @@ func TestDeviceWrittenDirectly(t *testing.T) {
 		t.Errorf("temporary files left: %v", tmp)
 	}
 
-	full := mknod(t, "full", 1, 7)
+	full := outfiletest.DeviceNode(t, "full", outfiletest.Full)
 	err = write(t, full, "some results")
 	if !errors.Is(err, syscall.ENOSPC) || !strings.Contains(err.Error(), full) {
 		t.Errorf("writing a full device: %v, want ENOSPC naming %s", err, full)
@@ -178,21 +160,7 @@ func TestDeviceWrittenDirectly(t *testing.T) {
 }
 
 func TestFIFOWrittenDirectly(t *testing.T) {
-	p := filepath.Join(t.TempDir(), "fifo")
-	if err := unix.Mkfifo(p, 0o644); err != nil {
-		t.Skipf("mkfifo: %v", err)
-	}
-	got := make(chan string, 1)
-	go func() {
-		f, err := os.Open(p)
-		if err != nil {
-			got <- err.Error()
-			return
-		}
-		b, _ := io.ReadAll(f)
-		f.Close()
-		got <- string(b)
-	}()
+	p, got := outfiletest.FIFO(t, t.TempDir(), "fifo")
 	if err := write(t, p, "to the reader"); err != nil {
 		t.Fatal(err)
 	}
@@ -312,7 +280,7 @@ func TestCancelledWriteLeavesNothing(t *testing.T) {
 }
 
 func TestCommitAllAllOrNothing(t *testing.T) {
-	full := mknod(t, "full", 1, 7)
+	full := outfiletest.DeviceNode(t, "full", outfiletest.Full)
 	dir := t.TempDir()
 	ctx := context.Background()
 	a, err := Create(ctx, filepath.Join(dir, "a.json"))
