@@ -11,6 +11,8 @@ import (
 	"os/signal"
 	"strings"
 	"syscall"
+
+	"github.com/blipcuda/blipcuda/internal/outfile"
 )
 
 // command is one subcommand.
@@ -61,9 +63,15 @@ var errHelp = errors.New("help shown")
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	go func() {
-		// After the first signal, a second one kills the process at once.
+		// After the first signal, a second one ends the process at once,
+		// removing the temporary file of an output being written.
 		<-ctx.Done()
 		stop()
+		again := make(chan os.Signal, 1)
+		signal.Notify(again, os.Interrupt, syscall.SIGTERM)
+		<-again
+		outfile.RemoveTemps()
+		os.Exit(exitInterrupted)
 	}()
 	a := &app{stdin: os.Stdin, stdout: os.Stdout, stderr: os.Stderr, stdoutFile: os.Stdout, stderrFile: os.Stderr}
 	code := a.main(ctx, os.Args[1:])

@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -214,4 +215,44 @@ func readString(t *testing.T, p string) string {
 		t.Fatal(err)
 	}
 	return string(b)
+}
+
+// TestInterruptDuringFinalWrite: a SIGINT while the results are being
+// written (to a FIFO whose reader has stopped reading) stops the write,
+// and the run ends with status 130, not 0.
+func TestInterruptDuringFinalWrite(t *testing.T) {
+	dir := t.TempDir()
+	var texts strings.Builder
+	for i := range 3000 {
+		fmt.Fprintf(&texts, "caption number %d\n", i)
+	}
+	tf := writeFile(t, dir, "texts.txt", texts.String())
+	fifo := filepath.Join(dir, "fifo")
+	if err := syscall.Mkfifo(fifo, 0o644); err != nil {
+		t.Skipf("mkfifo: %v", err)
+	}
+	cmd, _, stderr := binCmd(t, runOpts{}, "match", imagesDir, "-m", tinyBase, "--texts", tf, "--score", "itc",
+		"-f", "json", "-o", fifo)
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	r, err := os.Open(fifo) // the command opens it for writing
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	// Read nothing: the JSON (≈ 300 kB) fills the pipe and the write blocks.
+	time.Sleep(3 * time.Second)
+	cmd.Process.Signal(os.Interrupt)
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case <-done:
+	case <-time.After(20 * time.Second):
+		cmd.Process.Kill()
+		t.Fatal("still running 20 s after SIGINT")
+	}
+	if code := cmd.ProcessState.ExitCode(); code != exitInterrupted {
+		t.Errorf("exit %d after SIGINT during the write, want %d\n%s", code, exitInterrupted, stderr)
+	}
 }
