@@ -226,7 +226,7 @@ func (a *app) forImages(ctx context.Context, m *blipcuda.Model, paths []string, 
 				a.log.Warn("skipping " + errorText(d.err))
 				skipped++
 			default:
-				return d.err
+				return fmt.Errorf("%w (add --skip-bad to skip images that cannot be decoded)", d.err)
 			}
 		}
 		if run != nil {

@@ -263,10 +263,6 @@ func (a *app) fitPlot(plot, score, modelName string, paths []string, sizes []ima
 // JSON is written with the images done), and the error says which image
 // failed and how to go on.
 func (a *app) keepDone(ctx context.Context, err error, res *matchResult, sw *streamWriter, file *outfile.File, output string) error {
-	var ie *imageErr
-	if errors.As(err, &ie) {
-		err = fmt.Errorf("%w (add --skip-bad to skip images that cannot be decoded)", err)
-	}
 	if ctx.Err() != nil || len(res.Images) == 0 {
 		return err
 	}

@@ -201,6 +201,8 @@ func TestBadImagesFoundEarly(t *testing.T) {
 	if len(got.Images) != 32 || len(got.ITMProb) != 32 {
 		t.Errorf("kept %d images, %d rows; want the 32 done", len(got.Images), len(got.ITMProb))
 	}
+	// embed names the image and suggests --skip-bad too.
+	wantFail(t, run(t, runOpts{}, "embed", dir, "-m", tinyBase), 1, bad, "--skip-bad")
 	// The table streams: what was done is on stdout.
 	r = run(t, runOpts{}, "match", dir, "-t", "a dog", "-m", tinyBase)
 	if r.code != 1 || strings.Count(r.stdout, "rank") != 32 {
