@@ -19,7 +19,8 @@ var modelsCommand = &command{
 the retrieval model was fine-tuned on, Hub id, parameters, download size, and
 whether it is in the local Hugging Face cache (HF_HUB_CACHE): "yes" when a
 complete checkpoint is there (config, vocabulary, weights), "partial" when
-only some files are. Nothing is downloaded.`,
+only some files are or a download was interrupted (its bytes are counted).
+Nothing is downloaded.`,
 	env: []string{"HF_HOME", "HF_HUB_CACHE"},
 	run: runModels,
 }
