@@ -189,11 +189,13 @@ func runEmbed(ctx context.Context, a *app, args []string) error {
 		ims := make([]*blipcuda.Image, len(ds))
 		for i, d := range ds {
 			ims[i] = d.img
-			res.Images = append(res.Images, d.name)
 		}
 		enc, err := m.EncodeImages(ctx, ims, features)
 		if err != nil {
 			return err
+		}
+		for _, d := range ds {
+			res.Images = append(res.Images, d.name)
 		}
 		for _, e := range enc {
 			res.ImageEmbeds = append(res.ImageEmbeds, e.Embedding)
@@ -203,7 +205,10 @@ func runEmbed(ctx context.Context, a *app, args []string) error {
 		}
 		return nil
 	})
-	if err != nil {
+	// An image that failed part way: the images before it are kept (with
+	// the texts), where the run was not interrupted.
+	imageErr := err
+	if err != nil && (ctx.Err() != nil || len(res.Images) == 0) {
 		return err
 	}
 	if len(texts) > 0 {
@@ -221,7 +226,17 @@ func runEmbed(ctx context.Context, a *app, args []string) error {
 			}
 		}
 	}
-	return a.writeEmbeddings(ctx, out, res)
+	if err := a.writeEmbeddings(ctx, out, res); err != nil {
+		return err
+	}
+	if imageErr != nil {
+		where := "stdout"
+		if !isStdout(out.path) {
+			where = out.path
+		}
+		return fmt.Errorf("%w; the embeddings of the %d images before it are in %s", imageErr, len(res.Images), where)
+	}
+	return nil
 }
 
 // embedResult is what embed writes; its forms are documented in README.md.

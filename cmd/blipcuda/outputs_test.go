@@ -201,8 +201,13 @@ func TestBadImagesFoundEarly(t *testing.T) {
 	if len(got.Images) != 32 || len(got.ITMProb) != 32 {
 		t.Errorf("kept %d images, %d rows; want the 32 done", len(got.Images), len(got.ITMProb))
 	}
-	// embed names the image and suggests --skip-bad too.
-	wantFail(t, run(t, runOpts{}, "embed", dir, "-m", tinyBase), 1, bad, "--skip-bad")
+	// embed names the image, suggests --skip-bad and keeps what is done too.
+	eout := filepath.Join(t.TempDir(), "e.json")
+	wantFail(t, run(t, runOpts{}, "embed", dir, "-t", "a dog", "-m", tinyBase, "-o", eout), 1, bad, "--skip-bad",
+		"the embeddings of the 32 images before it are in "+eout)
+	if s := readString(t, eout); strings.Count(s, ".png\"") != 32 || !strings.Contains(s, `"text_embeds"`) {
+		t.Errorf("embed kept %d images", strings.Count(s, ".png\""))
+	}
 	// The table streams: what was done is on stdout.
 	r = run(t, runOpts{}, "match", dir, "-t", "a dog", "-m", tinyBase)
 	if r.code != 1 || strings.Count(r.stdout, "rank") != 32 {
