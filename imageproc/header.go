@@ -28,10 +28,15 @@ const tailLen = 4096
 // JPEG, a file cut short before its end marker (IEND, EOI: ErrTruncated).
 // It is quick (a few kilobytes read per file), for checking every input of
 // a long run before it starts; an image it passes can still fail to decode.
-// Errors name path as Decode's do.
+// Only regular files are read: a directory, FIFO or device is refused
+// with ErrNotImage. Errors name path as Decode's do.
 func CheckFile(path string, maxPixels int) (Header, error) {
 	if maxPixels <= 0 {
 		maxPixels = DefaultMaxPixels
+	}
+	// A FIFO or device would block or never end: only files are checked.
+	if st, err := os.Stat(path); err == nil && !st.Mode().IsRegular() {
+		return Header{}, fmt.Errorf("imageproc: %s: %w: not a regular file (%v)", path, ErrNotImage, st.Mode().Type())
 	}
 	f, err := os.Open(path)
 	if err != nil {

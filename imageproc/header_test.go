@@ -64,6 +64,9 @@ func TestCheckFile(t *testing.T) {
 	if _, err := CheckFile(write("big.png", pb.Bytes()), 1000); !errors.Is(err, ErrTooLarge) {
 		t.Errorf("pixel limit: %v", err)
 	}
+	if _, err := CheckFile(dir, 0); !errors.Is(err, ErrNotImage) || !strings.Contains(err.Error(), "not a regular file") {
+		t.Errorf("a directory: %v", err)
+	}
 	if _, err := CheckFile(filepath.Join(dir, "missing.png"), 0); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("missing: %v", err)
 	}
