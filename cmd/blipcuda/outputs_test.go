@@ -197,7 +197,7 @@ func TestBadImagesFoundEarly(t *testing.T) {
 	out := filepath.Join(dir, "out.json")
 	r := run(t, runOpts{}, "match", dir, "-t", "a dog", "-m", tinyBase, "-o", out)
 	wantFail(t, r, 1, bad, "--skip-bad", "the results of the 32 images before it are in "+out)
-	got := parseMatchJSON(t, readString(t, out))
+	got := parseMatchJSON(t, outfiletest.Contents(t, out))
 	if len(got.Images) != 32 || len(got.ITMProb) != 32 {
 		t.Errorf("kept %d images, %d rows; want the 32 done", len(got.Images), len(got.ITMProb))
 	}
@@ -205,7 +205,7 @@ func TestBadImagesFoundEarly(t *testing.T) {
 	eout := filepath.Join(t.TempDir(), "e.json")
 	wantFail(t, run(t, runOpts{}, "embed", dir, "-t", "a dog", "-m", tinyBase, "-o", eout), 1, bad, "--skip-bad",
 		"the embeddings of the 32 images before it are in "+eout)
-	if s := readString(t, eout); strings.Count(s, ".png\"") != 32 || !strings.Contains(s, `"text_embeds"`) {
+	if s := outfiletest.Contents(t, eout); strings.Count(s, ".png\"") != 32 || !strings.Contains(s, `"text_embeds"`) {
 		t.Errorf("embed kept %d images", strings.Count(s, ".png\""))
 	}
 	// The table streams: what was done is on stdout.
@@ -213,15 +213,6 @@ func TestBadImagesFoundEarly(t *testing.T) {
 	if r.code != 1 || strings.Count(r.stdout, "rank") != 32 {
 		t.Errorf("streamed table: exit %d, %d images shown", r.code, strings.Count(r.stdout, "rank"))
 	}
-}
-
-func readString(t *testing.T, p string) string {
-	t.Helper()
-	b, err := os.ReadFile(p)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return string(b)
 }
 
 // TestInterruptDuringFinalWrite: a SIGINT while the results are being

@@ -42,22 +42,13 @@ func write(t *testing.T, path, content string) error {
 	})
 }
 
-func readFile(t *testing.T, path string) string {
-	t.Helper()
-	b, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return string(b)
-}
-
 func TestRegularFileReplacedAtomically(t *testing.T) {
 	dir := t.TempDir()
 	p := filepath.Join(dir, "out.txt")
 	if err := write(t, p, "new file"); err != nil {
 		t.Fatal(err)
 	}
-	if got := readFile(t, p); got != "new file" {
+	if got := outfiletest.Contents(t, p); got != "new file" {
 		t.Fatalf("got %q", got)
 	}
 	st, _ := os.Stat(p)
@@ -76,13 +67,13 @@ func TestRegularFileReplacedAtomically(t *testing.T) {
 		t.Errorf("mode %v, want replace", f.Target().Mode)
 	}
 	io.WriteString(f, strings.Repeat("x", 3<<20)) // past the buffer
-	if got := readFile(t, p); got != "new file" {
+	if got := outfiletest.Contents(t, p); got != "new file" {
 		t.Fatalf("before Commit the path holds %d bytes, want the old contents", len(got))
 	}
 	if err := f.Commit(); err != nil {
 		t.Fatal(err)
 	}
-	if got := readFile(t, p); len(got) != 3<<20 {
+	if got := outfiletest.Contents(t, p); len(got) != 3<<20 {
 		t.Fatalf("after Commit: %d bytes", len(got))
 	}
 	st, _ = os.Stat(p)
@@ -110,7 +101,7 @@ func TestSymlinkWrittenThrough(t *testing.T) {
 	if st, err := os.Lstat(link); err != nil || st.Mode()&fs.ModeSymlink == 0 {
 		t.Fatalf("the symlink was replaced: %v %v", st.Mode(), err)
 	}
-	if got := readFile(t, target); got != "through" {
+	if got := outfiletest.Contents(t, target); got != "through" {
 		t.Errorf("target holds %q", got)
 	}
 	// A dangling link creates its target; a chain of links is followed.
@@ -121,7 +112,7 @@ func TestSymlinkWrittenThrough(t *testing.T) {
 	if err := write(t, chain, "created"); err != nil {
 		t.Fatal(err)
 	}
-	if got := readFile(t, filepath.Join(other, "new.txt")); got != "created" {
+	if got := outfiletest.Contents(t, filepath.Join(other, "new.txt")); got != "created" {
 		t.Errorf("dangling target holds %q", got)
 	}
 	if tmp := append(leftovers(t, dir), leftovers(t, other)...); tmp != nil {
@@ -259,7 +250,7 @@ func TestCancelledWriteLeavesNothing(t *testing.T) {
 	if err := f.Commit(); !errors.Is(err, context.Canceled) {
 		t.Errorf("Commit after cancel: %v", err)
 	}
-	if got := readFile(t, p); got != "old" {
+	if got := outfiletest.Contents(t, p); got != "old" {
 		t.Errorf("the path holds %d bytes, want the old contents", len(got))
 	}
 	if tmp := leftovers(t, dir); tmp != nil {
@@ -274,7 +265,7 @@ func TestCancelledWriteLeavesNothing(t *testing.T) {
 	if err := f.Commit(); !errors.Is(err, context.Canceled) {
 		t.Errorf("Commit after cancel: %v", err)
 	}
-	if got := readFile(t, p); got != "old" || leftovers(t, dir) != nil {
+	if got := outfiletest.Contents(t, p); got != "old" || leftovers(t, dir) != nil {
 		t.Errorf("after a cancelled Commit: %q, %v", got, leftovers(t, dir))
 	}
 }

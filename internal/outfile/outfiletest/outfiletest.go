@@ -60,3 +60,14 @@ func FIFO(t testing.TB, dir, name string) (string, <-chan string) {
 	}()
 	return p, got
 }
+
+// Contents returns the contents of the file at p, failing the test if it
+// cannot be read.
+func Contents(t testing.TB, p string) string {
+	t.Helper()
+	b, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
