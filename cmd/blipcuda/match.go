@@ -39,7 +39,7 @@ draws the matrix as a PNG heat map with thumbnails of the images.
 
 The model is downloaded into the Hugging Face cache on first use, unless
 HF_HUB_OFFLINE is set.`,
-	env: append(append([]string{}, hubEnv...), "BLIPCUDA_MODEL", "NO_COLOR"),
+	env: append(append([]string{}, hubEnv...), "BLIPCUDA_MODEL", "NO_COLOR", "BLIPCUDA_FONTS"),
 	run: runMatch,
 }
 
