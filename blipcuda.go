@@ -121,6 +121,17 @@ type Options struct {
 	// the device. Off, every call launches its kernels one by one and holds
 	// no memory between calls.
 	NoGraphs bool
+	// Progress, when set, is called as the images of a Match,
+	// MatchFeatures or EncodeImages call are done (after each image, or
+	// each batch of images for EncodeImages), from the calling goroutine.
+	// It must be quick: the next batch waits for it.
+	Progress func(Progress)
+}
+
+// Progress says how far one call has got.
+type Progress struct {
+	// Done of Total images of the call are scored or encoded.
+	Done, Total int
 }
 
 // Option changes one field of Options.
@@ -153,6 +164,17 @@ func WithoutGraphs() Option { return func(o *Options) { o.NoGraphs = true } }
 
 // WithHub sets the Hub client used to find and download models.
 func WithHub(c *hub.Client) Option { return func(o *Options) { o.Hub = c } }
+
+// WithProgress sets a function told of the progress of each call, image by
+// image (see Options.Progress): for a progress bar over long runs.
+func WithProgress(fn func(Progress)) Option { return func(o *Options) { o.Progress = fn } }
+
+// progress reports done of total images to the Progress option.
+func (m *Model) progress(done, total int) {
+	if m.opts.Progress != nil {
+		m.opts.Progress(Progress{Done: done, Total: total})
+	}
+}
 
 // WithDownload lets Load pull a model missing from the local cache.
 func WithDownload(download bool) Option { return func(o *Options) { o.Download = download } }
@@ -234,6 +256,10 @@ type Info struct {
 	// Precision is the compute precision ("float32", "float16" or
 	// "bfloat16").
 	Precision string
+	// StoredPrecision is the type the checkpoint stores its weights in
+	// ("float32", "float16", "bfloat16", "mixed"; "" when not from a file).
+	// Weights are converted to Precision at load.
+	StoredPrecision string
 	// Protocol is the text protocol.
 	Protocol Protocol
 	// Config is the architecture, from the checkpoint's config.json.
@@ -368,7 +394,7 @@ func build(cfg model.Config, w *model.Weights, tok *tokenizer.Tokenizer, pre ima
 	net.SetGraphs(!o.NoGraphs)
 	return &Model{
 		opts: o, be: be, weights: w, net: net, tok: tok, pre: pre,
-		info: Info{Weights: w.Source, Device: be.Name(), DeviceNote: note, Precision: o.Precision, Protocol: o.Protocol, Config: cfg},
+		info: Info{Weights: w.Source, StoredPrecision: w.StoredDType, Device: be.Name(), DeviceNote: note, Precision: o.Precision, Protocol: o.Protocol, Config: cfg},
 	}, nil
 }
 
@@ -481,6 +507,7 @@ func (m *Model) EncodeImages(ctx context.Context, images []*Image, features bool
 			}
 			out = append(out, e)
 		}
+		m.progress(len(out), len(images))
 		return nil
 	})
 	if err != nil {
@@ -754,6 +781,7 @@ func (m *Model) Match(ctx context.Context, images []*Image, texts []string) (*Sc
 			if err := m.itm(ctx, f, i, prep, s, first+i); err != nil {
 				return err
 			}
+			m.progress(first+i+1, len(images))
 		}
 		return nil
 	})
@@ -813,6 +841,7 @@ func (m *Model) MatchFeatures(ctx context.Context, images []ImageEncoding, texts
 		if err != nil {
 			return nil, fmt.Errorf("blipcuda: %w", err)
 		}
+		m.progress(i+1, len(images))
 	}
 	return s, nil
 }

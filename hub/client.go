@@ -384,7 +384,7 @@ func readEnv(getenv func(string) string) (Env, error) {
 			}
 		}
 	}
-	e.Offline = isTrue(getenv("HF_HUB_OFFLINE")) || isTrue(getenv("TRANSFORMERS_OFFLINE"))
+	e.Offline = OfflineVariable(getenv) != ""
 	if e.MetadataTimeout, err = envSeconds(getenv, "HF_HUB_ETAG_TIMEOUT", DefaultMetadataTimeout); err != nil {
 		return e, err
 	}

@@ -93,7 +93,7 @@ func (c *Client) download(ctx context.Context, ref fileRef) (path, commit string
 		}
 		return "", "", c.notCached(ref, err)
 	}
-	c.ensureCacheDirTag()
+	c.removeOwnCacheDirTag()
 	if err := writeRef(dir, ref.revision, meta.commit); err != nil {
 		return "", "", err
 	}

@@ -31,9 +31,13 @@ type HostTensor struct {
 type Weights struct {
 	// Source describes where the tensors came from (a file path, "random",
 	// "zeros").
-	Source  string
-	tensors map[string]HostTensor
-	closers []func() error
+	Source string
+	// StoredDType is the type the checkpoint stores its parameters in:
+	// "float32", "float16", "bfloat16", "mixed", or "" for weights not
+	// read from a file. They are held as float32 whatever it is.
+	StoredDType string
+	tensors     map[string]HostTensor
+	closers     []func() error
 }
 
 // Tensor returns the named tensor.
@@ -159,6 +163,14 @@ func check(path string, cfg Config, raw map[string]rawTensor) (*Weights, error) 
 				ErrWeights, path, p.Name, data[i], i)
 		}
 		w.tensors[p.Name] = HostTensor{Shape: p.Shape, Data: data}
+		dt := map[string]string{"F32": "float32", "F16": "float16", "BF16": "bfloat16"}[raw[p.Name].dtype]
+		switch w.StoredDType {
+		case "":
+			w.StoredDType = dt
+		case dt:
+		default:
+			w.StoredDType = "mixed"
+		}
 	}
 	return w, nil
 }

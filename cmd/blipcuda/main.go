@@ -12,6 +12,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/blipcuda/blipcuda/internal/outfile"
 )
 
 // command is one subcommand.
@@ -73,10 +75,16 @@ func main() {
 	go func() {
 		<-sigs
 		cancel()
-		// A second signal kills the process at once.
-		signal.Reset(os.Interrupt, syscall.SIGTERM)
-		time.Sleep(shutdownGrace)
-		fmt.Fprintf(os.Stderr, "blipcuda: interrupted (the work in progress did not stop within %v)\n", shutdownGrace)
+		// A second signal ends the process at once; so does the first one
+		// when the work in progress has not stopped within shutdownGrace.
+		// Either way the temporary file of an output being written is
+		// removed.
+		select {
+		case <-sigs:
+		case <-time.After(shutdownGrace):
+			fmt.Fprintf(os.Stderr, "blipcuda: interrupted (the work in progress did not stop within %v)\n", shutdownGrace)
+		}
+		outfile.RemoveTemps()
 		os.Exit(exitInterrupted)
 	}()
 	a := &app{stdin: os.Stdin, stdout: os.Stdout, stderr: os.Stderr, stdoutFile: os.Stdout, stderrFile: os.Stderr}
