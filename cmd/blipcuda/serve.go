@@ -110,6 +110,9 @@ func runServe(ctx context.Context, a *app, args []string) error {
 	if sf.apiKey == "" {
 		sf.apiKey = strings.TrimSpace(os.Getenv("BLIPCUDA_API_KEY"))
 	}
+	// After a signal, the drain (and the cancellation after it) may take
+	// longer than other commands are given.
+	commandGrace.Store(int64(sf.drainTimeout + 10*time.Second))
 	// Listen before loading the model: a busy port fails at once.
 	ln, err := net.Listen("tcp", sf.addr)
 	if err != nil {
