@@ -43,7 +43,7 @@ func FuzzDecodeRequest(f *testing.F) {
 				t.Fatalf("%T: status %d for %v", dst, ae.status, err)
 			}
 		}
-		if _, err := imageBytes(string(body)); err != nil && err.Error() == "" {
+		if _, _, err := imageBytes(string(body)); err != nil && err.Error() == "" {
 			t.Fatal("empty error")
 		}
 	})

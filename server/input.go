@@ -16,6 +16,7 @@ import (
 	"mime/multipart"
 	"net"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 	"unicode/utf8"
@@ -169,7 +170,8 @@ func multipartJSON(mr *multipart.Reader) ([]byte, error) {
 		}
 		switch {
 		case p.FileName() != "":
-			v = base64.StdEncoding.EncodeToString(data)
+			// A data URL carrying the file's name, which names the image.
+			v = "data:application/octet-stream;name=" + url.PathEscape(p.FileName()) + ";base64," + base64.StdEncoding.EncodeToString(data)
 		case numberFields[name]:
 			n, err := strconv.Atoi(strings.TrimSpace(string(data)))
 			if err != nil {
@@ -276,10 +278,16 @@ func (s *Server) decodeImages(ctx context.Context, param string, list []string, 
 }
 
 // decodeImage decodes one image, within the decode budget.
+// The image is named by its data URL's name parameter (a multipart
+// upload's file name) when it has one, else by name.
 func (s *Server) decodeImage(ctx context.Context, name, v string) (*blipcuda.Image, error) {
-	data, err := imageBytes(v)
+	data, filename, err := imageBytes(v)
 	if err != nil {
 		return nil, badField(name, "%v", err)
+	}
+	display := name
+	if filename != "" {
+		display = filename
 	}
 	// Wait for this image's share of the decode budget: its declared
 	// pixels (an image over the model's limit is refused from its header
@@ -293,45 +301,56 @@ func (s *Server) decodeImage(ctx context.Context, name, v string) (*blipcuda.Ima
 		return nil, err
 	}
 	defer s.decode.Release(weight)
-	im, err := s.m.DecodeImage(name, bytes.NewReader(data))
+	im, err := s.m.DecodeImage(display, bytes.NewReader(data))
 	if err != nil {
 		ae := classify(err)
-		msg := strings.TrimPrefix(err.Error(), "blipcuda: image "+name+": ")
-		msg = strings.TrimPrefix(strings.TrimPrefix(msg, "imageproc: "), name+": ")
+		msg := strings.TrimPrefix(err.Error(), "blipcuda: image "+display+": ")
+		msg = strings.TrimPrefix(strings.TrimPrefix(msg, "imageproc: "), display+": ")
+		if display != name {
+			msg = quote(display) + ": " + msg
+		}
 		return nil, &apiError{status: ae.status, param: name, msg: msg, err: err}
 	}
 	return im, nil
 }
 
 // imageBytes decodes an image given as base64 (standard or URL alphabet,
-// padded or not) or as a data URL (data:image/png;base64,...). URLs are
-// refused: the server fetches nothing.
-func imageBytes(v string) ([]byte, error) {
+// padded or not) or as a data URL (data:image/png;base64,..., with an
+// optional name=FILE parameter, percent-encoded, returned as filename).
+// URLs are refused: the server fetches nothing.
+func imageBytes(v string) (data []byte, filename string, err error) {
 	v = strings.TrimSpace(v)
 	if v == "" {
-		return nil, errors.New("empty image")
+		return nil, "", errors.New("empty image")
 	}
 	lower := strings.ToLower(v[:min(len(v), 16)])
 	if strings.HasPrefix(lower, "http://") || strings.HasPrefix(lower, "https://") || strings.HasPrefix(lower, "file:") {
-		return nil, errors.New("URLs are not fetched: send the image's bytes (base64, a data URL or a multipart upload)")
+		return nil, "", errors.New("URLs are not fetched: send the image's bytes (base64, a data URL or a multipart upload)")
 	}
 	if strings.HasPrefix(lower, "data:") {
 		meta, payload, ok := strings.Cut(v[5:], ",")
 		if !ok {
-			return nil, errors.New("data URL without a comma")
+			return nil, "", errors.New("data URL without a comma")
 		}
 		if !strings.HasSuffix(strings.ToLower(meta), ";base64") {
-			return nil, errors.New("data URL is not base64 (want data:image/...;base64,...)")
+			return nil, "", errors.New("data URL is not base64 (want data:image/...;base64,...)")
+		}
+		for _, p := range strings.Split(meta, ";") {
+			if n, ok := strings.CutPrefix(p, "name="); ok {
+				if f, err := url.PathUnescape(n); err == nil && utf8.ValidString(f) && f != "" {
+					filename = quote(f)
+				}
+			}
 		}
 		v = payload
 	}
 	for _, enc := range []*base64.Encoding{base64.StdEncoding, base64.RawStdEncoding, base64.URLEncoding, base64.RawURLEncoding} {
 		if b, err := enc.DecodeString(v); err == nil {
 			if len(b) == 0 {
-				return nil, errors.New("empty image")
+				return nil, "", errors.New("empty image")
 			}
-			return b, nil
+			return b, filename, nil
 		}
 	}
-	return nil, errors.New("not base64 (send the image as base64 or a data URL)")
+	return nil, "", errors.New("not base64 (send the image as base64 or a data URL)")
 }

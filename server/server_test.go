@@ -211,8 +211,19 @@ func TestMatch(t *testing.T) {
 	r = do(t, ts, http.MethodPost, "/v1/match", mw.FormDataContentType(), &buf)
 	var mp MatchResponse
 	r.json(t, &mp)
-	if r.status != 200 || !reflect.DeepEqual(mp.ITMLogits, want.ITMLogits) {
+	if r.status != 200 || !reflect.DeepEqual(mp.ITMLogits, want.ITMLogits) || !reflect.DeepEqual(mp.Images, []string{"photo.png", "photo.png"}) {
 		t.Errorf("multipart: %d %s", r.status, r.body)
+	}
+	// A data URL's name parameter names the image, in results and errors.
+	r = post(t, ts, "/v1/match", map[string]any{"images": []string{"data:image/png;name=my%20cat.png;base64," + b64(scene)}, "texts": texts[:1]})
+	var named MatchResponse
+	r.json(t, &named)
+	if r.status != 200 || !reflect.DeepEqual(named.Images, []string{"my cat.png"}) {
+		t.Errorf("named data URL: %d %s", r.status, r.body)
+	}
+	r = post(t, ts, "/v1/match", map[string]any{"images": []string{"data:image/png;name=junk.png;base64," + b64([]byte("junk"))}, "texts": texts[:1]})
+	if e := r.errorOf(t); r.status != 400 || e.Param != "images[0]" || !strings.Contains(e.Message, "junk.png") {
+		t.Errorf("named bad image: %d %s", r.status, r.body)
 	}
 }
 
