@@ -15,6 +15,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"runtime"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -47,8 +48,11 @@ func startServe(t *testing.T, args ...string) *served {
 	if runtime.GOOS == "windows" {
 		t.Skip("SIGTERM: not on Windows")
 	}
-	cmd, _, _ := binCmd(t, runOpts{}, append([]string{"serve", "--model", filepath.Join(tinyDir(), "tiny-base"),
-		"--device", "cpu", "--addr", "127.0.0.1:0"}, args...)...)
+	base := []string{"serve", "--device", "cpu", "--addr", "127.0.0.1:0"}
+	if !slices.Contains(args, "--index") {
+		base = append(base, "--model", filepath.Join(tinyDir(), "tiny-base"))
+	}
+	cmd, _, _ := binCmd(t, runOpts{}, append(base, args...)...)
 	cmd.Stderr = nil
 	pipe, err := cmd.StderrPipe()
 	if err != nil {
@@ -343,4 +347,70 @@ func TestServeSlowClient(t *testing.T) {
 	if code := s.stop(t); code != 0 {
 		t.Errorf("exit %d", code)
 	}
+}
+
+// TestServeIndex: an index built by `blipcuda index` served by `serve
+// --index` (the model taken from the index): POST /v1/search gives the
+// images, order and scores `blipcuda search` gives, the images are served,
+// and the page is at /.
+func TestServeIndex(t *testing.T) {
+	tmp := t.TempDir()
+	genImages(t, filepath.Join(tmp, "photos"), 12, 3)
+	idx := filepath.Join(tmp, "photos.blipidx")
+	mustRun(t, runOpts{}, "index", filepath.Join(tmp, "photos"), "-o", idx, "--model", tinyBase)
+	const q = "a red square on a blue field"
+	var cli struct {
+		Queries []struct {
+			Results []struct {
+				Image string  `json:"image"`
+				Score float32 `json:"score"`
+				ITC   float32 `json:"itc"`
+			} `json:"results"`
+		} `json:"queries"`
+	}
+	r := mustRun(t, runOpts{}, "search", "--index", idx, "--format", "json", "--top", "5", q)
+	if err := json.Unmarshal([]byte(r.stdout), &cli); err != nil || len(cli.Queries) != 1 {
+		t.Fatalf("search JSON: %v\n%s", err, r.stdout)
+	}
+
+	s := startServe(t, "--index", idx) // no --model: the index's
+	body, _ := json.Marshal(map[string]any{"query": q, "top_k": 5})
+	resp, err := http.Post(s.url+"/v1/search", "application/json", bytes.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got struct {
+		Results []struct {
+			Path     string  `json:"path"`
+			ImageURL string  `json:"image_url"`
+			Score    float32 `json:"score"`
+			ITC      float32 `json:"itc"`
+		} `json:"results"`
+	}
+	err = json.NewDecoder(resp.Body).Decode(&got)
+	resp.Body.Close()
+	if err != nil || resp.StatusCode != 200 || len(got.Results) != 5 {
+		t.Fatalf("/v1/search: %d %v %+v", resp.StatusCode, err, got)
+	}
+	for i, g := range got.Results {
+		c := cli.Queries[0].Results[i]
+		if filepath.Base(g.Path) != filepath.Base(c.Image) || g.Score != c.Score || g.ITC != c.ITC {
+			t.Errorf("result %d: serve %s %v %v, search %s %v %v", i, g.Path, g.Score, g.ITC, c.Image, c.Score, c.ITC)
+		}
+	}
+	for _, u := range []string{got.Results[0].ImageURL, "/"} {
+		resp, err := http.Get(s.url + u)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != 200 {
+			t.Errorf("GET %s: %d", u, resp.StatusCode)
+		}
+	}
+	if code := s.stop(t); code != 0 {
+		t.Errorf("exit %d", code)
+	}
+	// A missing index is refused at start, naming it.
+	wantFail(t, run(t, runOpts{}, "serve", "--index", filepath.Join(tmp, "none.blipidx"), "--model", tinyBase, "--addr", "127.0.0.1:0"), exitFailure, "none.blipidx")
 }
