@@ -235,3 +235,24 @@ func TestBadRequestAlone(t *testing.T) {
 		t.Error("bad request succeeded")
 	}
 }
+
+// TestBatchContext: a batch's context ends when, and only when, every
+// caller in it has gone.
+func TestBatchContext(t *testing.T) {
+	c1, cancel1 := context.WithCancel(context.Background())
+	c2, cancel2 := context.WithCancel(context.Background())
+	defer cancel2()
+	ctx, stop := batchContext([]*job{{ctx: c1}, {ctx: c2}})
+	defer stop()
+	cancel1()
+	time.Sleep(10 * time.Millisecond)
+	if ctx.Err() != nil {
+		t.Fatal("the batch ended while a caller remained")
+	}
+	cancel2()
+	select {
+	case <-ctx.Done():
+	case <-time.After(5 * time.Second):
+		t.Fatal("the batch outlived its callers")
+	}
+}
