@@ -8,7 +8,6 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
-	"strings"
 
 	"github.com/blipcuda/blipcuda"
 	"github.com/blipcuda/blipcuda/index"
@@ -34,7 +33,8 @@ type SearchRequest struct {
 type SearchResult struct {
 	// Path is the image's path as the index stores it.
 	Path string `json:"path"`
-	// ImageURL serves the image (GET, same authentication).
+	// ImageURL serves the image (GET /v1/image?path=..., same
+	// authentication).
 	ImageURL  string      `json:"image_url"`
 	Score     float32     `json:"score"`
 	ITC       float32     `json:"itc"`
@@ -203,7 +203,7 @@ func (s *Server) loadIndexed(r *http.Request, key string) (*blipcuda.Image, erro
 }
 
 func (s *Server) result(path string, score, itc float32, sc *blipcuda.RerankScore) SearchResult {
-	out := SearchResult{Path: path, ImageURL: "/v1/images/" + escapeKey(path), Score: score, ITC: itc}
+	out := SearchResult{Path: path, ImageURL: "/v1/image?path=" + url.QueryEscape(path), Score: score, ITC: itc}
 	if sc != nil {
 		p, l := sc.ITMProb, sc.ITMLogits
 		out.ITMProb, out.ITMLogits = &p, &l
@@ -211,24 +211,16 @@ func (s *Server) result(path string, score, itc float32, sc *blipcuda.RerankScor
 	return out
 }
 
-// escapeKey escapes each segment of a stored path for a URL.
-func escapeKey(key string) string {
-	parts := strings.Split(key, "/")
-	for i, p := range parts {
-		parts[i] = url.PathEscape(p)
-	}
-	return strings.Join(parts, "/")
-}
-
-// handleImage serves an indexed image: only paths the index holds, only
-// regular files.
+// handleImage serves an indexed image, GET /v1/image?path=PATH (its path
+// as the index stores it, relative or absolute): only paths the index
+// holds, only regular files.
 func (s *Server) handleImage(w http.ResponseWriter, r *http.Request) error {
 	if s.ix == nil {
 		return &apiError{status: http.StatusNotFound, msg: "no index is loaded"}
 	}
-	key := strings.TrimPrefix(r.URL.Path, "/v1/images/")
-	if strings.HasPrefix(r.URL.Path, "/v1/images//") {
-		key = "/" + strings.TrimPrefix(key, "/") // an absolute stored path
+	key := r.URL.Query().Get("path")
+	if key == "" {
+		return badField("path", "give the image's path as the index stores it (?path=...)")
 	}
 	e, ok, err := s.ix.Lookup(key)
 	if err != nil {

@@ -40,6 +40,10 @@ func buildIndex(t *testing.T, features bool) (*index.Index, []string) {
 			os.MkdirAll(filepath.Join(dir, "photos"), 0o755)
 		}
 		path := filepath.Join(dir, filepath.FromSlash(key))
+		if i == len(fixtureImages)-1 { // outside the index's directory: stored absolute
+			path = filepath.Join(t.TempDir(), key)
+			key = path
+		}
 		if err := os.WriteFile(path, data, 0o644); err != nil {
 			t.Fatal(err)
 		}
@@ -131,8 +135,9 @@ func TestSearch(t *testing.T) {
 					t.Errorf("result %d: scores %+v", i, got)
 				}
 			}
-			// Each image URL serves the indexed file.
-			for _, got := range res.Results[:2] {
+			// Each image URL serves the indexed file (the absolute path of
+			// one outside the index's directory too).
+			for _, got := range res.Results {
 				r := get(t, ts, got.ImageURL)
 				data, _ := os.ReadFile(ix.Resolve(got.Path))
 				if r.status != 200 || string(r.body) != string(data) || r.header.Get("Content-Type") == "" {
@@ -180,7 +185,8 @@ func TestSearchModes(t *testing.T) {
 		}
 	}
 	// Only indexed paths are served; nothing outside the index.
-	for _, p := range []string{"/v1/images/../fixture.blipidx/index.db", "/v1/images/nothere.png", "/v1/images/%2e%2e/%2e%2e/etc/passwd"} {
+	for _, p := range []string{"/v1/image?path=fixture.blipidx/index.db", "/v1/image?path=nothere.png", "/v1/image?path=../../etc/passwd",
+		"/v1/image?path=/etc/passwd", "/v1/image", "/v1/image?path=photos"} {
 		req, _ := http.NewRequest(http.MethodGet, ts.URL+p, nil)
 		resp, err := ts.Client().Do(req)
 		if err != nil {

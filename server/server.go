@@ -11,7 +11,7 @@
 //	GET  /v1/models       the model served
 //	POST /v1/rerank       one text + images, or one image + texts, ranked
 //	POST /v1/search       with an index: text → images (ITC top-k, ITM re-rank), image → images
-//	GET  /v1/images/PATH  with an index: an indexed image
+//	GET  /v1/image?path=  with an index: an indexed image
 //	GET  /                with an index: the search page
 //	POST /vectorize       Weaviate multi2vec: {texts, images} → {textVectors, imageVectors}
 //	GET  /meta            Weaviate multi2vec: the model's description
@@ -112,7 +112,7 @@ type Config struct {
 	APIKey string
 	// Log receives one access log line per request (default: discarded).
 	Log *slog.Logger
-	// Index, when set, enables POST /v1/search, GET /v1/images/PATH (the
+	// Index, when set, enables POST /v1/search, GET /v1/image?path=PATH (the
 	// indexed images) and the search page at /. The server does not close
 	// it.
 	Index *index.Index
@@ -180,7 +180,7 @@ func New(cfg Config) (*Server, error) {
 	s.route("/v1/models", http.MethodGet, s.handleModels)
 	s.route("/v1/rerank", http.MethodPost, s.handleRerank)
 	s.route("/v1/search", http.MethodPost, s.handleSearch)
-	s.route("/v1/images/", http.MethodGet, s.handleImage)
+	s.route("/v1/image", http.MethodGet, s.handleImage)
 	s.route("/vectorize", http.MethodPost, s.handleVectorize)
 	s.route("/meta", http.MethodGet, s.handleMeta)
 	s.route("/.well-known/ready", http.MethodGet, s.handleWellKnownReady)
