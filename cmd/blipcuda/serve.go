@@ -26,10 +26,10 @@ together: requests that arrive while the model is busy (or within
 --batch-wait of a batch of several) are scored in one call, so that images
 from different requests share one vision batch and texts share text
 batches. Routes: POST /v1/match, /v1/embeddings, /v1/rerank, /vectorize
-(Weaviate multi2vec), and with --index /v1/search and a search page at /;
-GET /v1/models, /meta, /healthz, /readyz,
-/.well-known/ready, /metrics (Prometheus). README.md documents each with
-curl examples. Images are sent as base64, data URLs or multipart uploads;
+(Weaviate multi2vec); GET /v1/models, /meta, /healthz, /readyz,
+/.well-known/ready, /metrics (Prometheus); with --index also POST
+/v1/search, GET /v1/image and a search page at /. README.md documents each
+with curl examples. Images are sent as base64, data URLs or multipart uploads;
 the server fetches no URLs.
 
 It listens on loopback (127.0.0.1:8080) unless --addr says otherwise; with
