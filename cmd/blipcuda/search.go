@@ -359,6 +359,10 @@ func hitOf(i int, s blipcuda.RerankScore, r blipcuda.Ranking, h searchHit) searc
 	return h
 }
 
+// maxCachedImages bounds the decoded images kept for later queries of the
+// same call (1.7 MB each at 384×384: about 450 MB).
+const maxCachedImages = 256
+
 // candidates turns the ITC hits of one query into re-rank candidates:
 // stored features and embeddings, or the image decoded again. Images that
 // cannot be read any more are skipped with a warning (once per run).
@@ -409,7 +413,7 @@ func (a *app) candidates(ctx context.Context, m *blipcuda.Model, ix *index.Index
 				warned[h.Path] = true
 			}
 			c.Image = d.img
-			if len(cache) < 1024 {
+			if len(cache) < maxCachedImages {
 				cache[h.Path] = d.img
 			}
 		}
