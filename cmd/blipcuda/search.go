@@ -111,7 +111,7 @@ func runSearch(ctx context.Context, a *app, args []string) error {
 		f.Usage += "; default: the model recorded in the index, else " + f.DefValue
 		f.DefValue = ""
 	}
-	flags.DurationVar(&wait, "wait", time.Second, "how long to wait while an index run holds the index")
+	flags.DurationVar(&wait, "wait", time.Second, "how long to wait for the index's database while an index run commits a batch")
 	flags.add("wait", "", "DURATION")
 	pos, err := a.parse(flags, args)
 	if err != nil {
