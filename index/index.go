@@ -618,7 +618,9 @@ func (ix *Index) Model() (m Model, ok bool) {
 // HasFeatures reports whether the index stores raw features.
 func (ix *Index) HasFeatures() bool { return ix.features }
 
-// Len returns the number of images in the index.
+// Len returns the number of images in the index, as of the last operation
+// (Open, Search, Lookup, …): a reader sees another process's commits at its
+// next operation.
 func (ix *Index) Len() int {
 	ix.mu.RLock()
 	defer ix.mu.RUnlock()
