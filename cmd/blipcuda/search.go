@@ -319,7 +319,7 @@ func (a *app) searchImages(ctx context.Context, m *blipcuda.Model, ix *index.Ind
 	warned := map[string]bool{}
 	for q, text := range queries {
 		if enc[q].Truncated {
-			a.log.Warn(fmt.Sprintf("query %d was cut to the protocol's length (%s)", q+1, truncationLimit(res.Protocol)),
+			a.log.Warn(fmt.Sprintf("query %d was cut to the protocol's length (%s)", q+1, m.TruncationLimit()),
 				"query", ellipsis(text, 60))
 		}
 		sq := searchQuery{Query: text, Truncated: enc[q].Truncated, Candidates: len(hits[q]), Results: []searchHit{}}
@@ -442,7 +442,7 @@ func (a *app) searchTexts(ctx context.Context, m *blipcuda.Model, ix *index.Inde
 	}
 	for j, e := range tenc {
 		if e.Truncated {
-			a.log.Warn(fmt.Sprintf("text %d was cut to the protocol's length (%s)", j+1, truncationLimit(res.Protocol)),
+			a.log.Warn(fmt.Sprintf("texts[%d] was cut to the protocol's length (%s)", j, m.TruncationLimit()),
 				"text", ellipsis(e.Text, 60))
 		}
 	}
