@@ -208,26 +208,43 @@ struct Job {
 
 double gelu_tanh(double x) { return 0.5 * x * (1.0 + std::tanh(0.7978845608028654 * (x + 0.044715 * x * x * x))); }
 
+// dot sums x[l]·y[l] in double with four partial sums (the order is fixed:
+// results do not depend on anything but the inputs).
+double dot(const float* x, const float* y, int64_t k) {
+  double s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+  int64_t l = 0;
+  for (; l + 4 <= k; l += 4) {
+    s0 += double(x[l]) * y[l];
+    s1 += double(x[l + 1]) * y[l + 1];
+    s2 += double(x[l + 2]) * y[l + 2];
+    s3 += double(x[l + 3]) * y[l + 3];
+  }
+  for (; l < k; ++l) s0 += double(x[l]) * y[l];
+  return (s0 + s1) + (s2 + s3);
+}
+
 void run(void* arg) {
   Job* j = static_cast<Job*>(arg);
-  std::vector<double> col(size_t(j->k > 0 ? j->k : 1));
+  const size_t kk = size_t(j->k > 0 ? j->k : 1);
+  // op(A) as m rows of k floats and op(B) as n columns of k floats, widened
+  // exactly (TF32-rounded in that math mode), then dot products.
+  std::vector<float> a(size_t(j->m) * kk), b(size_t(j->n) * kk);
   for (int64_t bt = 0; bt < j->batch; ++bt) {
-    for (int64_t jj = 0; jj < j->n; ++jj) {
-      // op(B)(l, jj) for l < k.
+    for (int64_t i = 0; i < j->m; ++i)
+      for (int64_t l = 0; l < j->k; ++l) {
+        const int64_t r = j->opa == OP_N ? i : l, c = j->opa == OP_N ? l : i;
+        const float v = load(j->a.p, j->a.type, bt * j->a.stride + r * j->a.rs + c * j->a.cs);
+        a[size_t(i) * kk + size_t(l)] = j->tf32_inputs ? tf32(v) : v;
+      }
+    for (int64_t jj = 0; jj < j->n; ++jj)
       for (int64_t l = 0; l < j->k; ++l) {
         const int64_t r = j->opb == OP_N ? l : jj, c = j->opb == OP_N ? jj : l;
-        float v = load(j->b.p, j->b.type, bt * j->b.stride + r * j->b.rs + c * j->b.cs);
-        col[size_t(l)] = j->tf32_inputs ? tf32(v) : v;
+        const float v = load(j->b.p, j->b.type, bt * j->b.stride + r * j->b.rs + c * j->b.cs);
+        b[size_t(jj) * kk + size_t(l)] = j->tf32_inputs ? tf32(v) : v;
       }
+    for (int64_t jj = 0; jj < j->n; ++jj) {
       for (int64_t i = 0; i < j->m; ++i) {
-        double s = 0;
-        for (int64_t l = 0; l < j->k; ++l) {
-          const int64_t r = j->opa == OP_N ? i : l, c = j->opa == OP_N ? l : i;
-          float v = load(j->a.p, j->a.type, bt * j->a.stride + r * j->a.rs + c * j->a.cs);
-          if (j->tf32_inputs) v = tf32(v);
-          s += double(v) * col[size_t(l)];
-        }
-        double out = double(j->alpha) * s;
+        double out = double(j->alpha) * dot(&a[size_t(i) * kk], &b[size_t(jj) * kk], j->k);
         if (j->beta != 0.0f)
           out += double(j->beta) * load(j->c.p, j->c.type, bt * j->c.stride + i * j->c.rs + jj * j->c.cs);
         if (j->bias) out += load(j->bias, j->bias_type, bt * j->bias_stride + i);
