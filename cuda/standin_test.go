@@ -271,3 +271,28 @@ func TestStandinBrokenDriver(t *testing.T) {
 		t.Fatalf("missing symbol: %v", err)
 	}
 }
+
+// TestStandinFreedBufferFaults: a kernel handed a buffer freed earlier
+// faults (CUDA_ERROR_ILLEGAL_ADDRESS) as it would on a GPU, and the device
+// is poisoned: the stand-in checks every pointer argument against the live
+// allocations.
+func TestStandinFreedBufferFaults(t *testing.T) {
+	if !inChild() {
+		standinDir(t)
+		child(t, t.Name())
+		return
+	}
+	d, err := Open()
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, _ := d.Alloc("x", 1024)
+	q, _ := d.Alloc("y", 1024)
+	if err := d.Free(q); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.Launch(bg, "bk_add_f32", Dim3{1, 1, 1}, Dim3{256, 1, 1}, Ptr(p), Ptr(p), Ptr(q), Int(4)); err != nil {
+		t.Fatalf("launch (asynchronous: no error yet): %v", err)
+	}
+	stickyAfter(t, d, cudaErrorIllegalAddress)
+}
