@@ -35,9 +35,11 @@
 //   CUBLAS_STATUS_INVALID_VALUE; unsupported combinations
 //   CUBLAS_STATUS_NOT_SUPPORTED (heuristic: no result).
 //
-// Numerics: products and sums in double, one rounding to the output type
-// (more exact than a GPU's float32 accumulation; cuBLAS's own results differ
-// in the last bits, and only a GPU shows them).
+// Numerics: the dot products in double (more exact than a GPU's float32
+// accumulation), rounded to float32, the compute type; alpha, beta·C, the
+// bias and the activation in float32, as cuBLASLt's epilogue computes them;
+// then one conversion to the output type. cuBLAS's own results differ in the
+// last bits (summation order, FMA), and only a GPU shows them.
 //
 // Execution: each call enqueues a host function on its stream with
 // cuLaunchHostFunc (so it is ordered with the kernels and recorded into
@@ -244,13 +246,17 @@ void run(void* arg) {
       }
     for (int64_t jj = 0; jj < j->n; ++jj) {
       for (int64_t i = 0; i < j->m; ++i) {
-        double out = double(j->alpha) * dot(&a[size_t(i) * kk], &b[size_t(jj) * kk], j->k);
+        // The accumulator rounded to float32 (the compute type), then the
+        // scaling and the epilogue in float32 as the GPU's epilogue does,
+        // then one conversion to the output type.
+        const float acc = float(dot(&a[size_t(i) * kk], &b[size_t(jj) * kk], j->k));
+        float out = j->alpha * acc;
         if (j->beta != 0.0f)
-          out += double(j->beta) * load(j->c.p, j->c.type, bt * j->c.stride + i * j->c.rs + jj * j->c.cs);
+          out += j->beta * load(j->c.p, j->c.type, bt * j->c.stride + i * j->c.rs + jj * j->c.cs);
         if (j->bias) out += load(j->bias, j->bias_type, bt * j->bias_stride + i);
         if (j->act == EPI_RELU) out = out > 0 ? out : 0;
-        if (j->act == EPI_GELU) out = gelu_tanh(out);
-        store(const_cast<void*>(j->d.p), j->d.type, bt * j->d.stride + i * j->d.rs + jj * j->d.cs, out);
+        if (j->act == EPI_GELU) out = float(gelu_tanh(double(out)));
+        store(const_cast<void*>(j->d.p), j->d.type, bt * j->d.stride + i * j->d.rs + jj * j->d.cs, double(out));
       }
     }
   }
