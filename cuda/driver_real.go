@@ -595,12 +595,22 @@ func (r *realDriver) close() {
 
 func (r *realDriver) errorName(code int) string {
 	if code >= blasBase {
+		if n, ok := blasStatusNames[code-blasBase]; ok {
+			return n
+		}
 		return fmt.Sprintf("CUBLAS_STATUS_%d", code-blasBase)
 	}
 	if s := C.GoString(C.bk_error_name(C.int(code))); s != "" {
 		return s
 	}
 	return fmt.Sprintf("CUresult(%d)", code)
+}
+
+// blasStatusNames are cublasStatus_t's names (cublas_api.h).
+var blasStatusNames = map[int]string{
+	1: "CUBLAS_STATUS_NOT_INITIALIZED", 3: "CUBLAS_STATUS_ALLOC_FAILED", 7: "CUBLAS_STATUS_INVALID_VALUE",
+	8: "CUBLAS_STATUS_ARCH_MISMATCH", 11: "CUBLAS_STATUS_MAPPING_ERROR", 13: "CUBLAS_STATUS_EXECUTION_FAILED",
+	14: "CUBLAS_STATUS_INTERNAL_ERROR", 15: "CUBLAS_STATUS_NOT_SUPPORTED", 16: "CUBLAS_STATUS_LICENSE_ERROR",
 }
 
 func (r *realDriver) errorString(code int) string {
