@@ -17,7 +17,9 @@ python=${PYTHON:-python3}
 if [ ! -f "$dir/cublas_api.h" ] || [ ! -f "$dir/cublasLt.h" ]; then
   tmp=$(mktemp -d)
   trap 'rm -rf "$tmp"' EXIT
-  "$python" -m pip download --quiet --no-deps -d "$tmp" "nvidia-cublas==13.0.0.19" >&2
+  # A throwaway venv: the system Python may have no pip module.
+  "$python" -m venv "$tmp/venv" >&2
+  "$tmp/venv/bin/pip" download --quiet --no-deps -d "$tmp" "nvidia-cublas==13.0.0.19" >&2
   mkdir -p "$dir"
   "$python" - "$tmp" "$dir" <<'PY'
 import glob, os, sys, zipfile
