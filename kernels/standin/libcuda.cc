@@ -1014,26 +1014,19 @@ CHECK_TYPE(cuGraphDestroy, bk_pfn_cuGraphDestroy);
 // ---------------------------------------------------------------------------
 // Errors
 // ---------------------------------------------------------------------------
-BKS_API CUresult cuGetErrorName(CUresult error, const char** pStr) {
+static CUresult error_text(CUresult error, const char** pStr, bool name) {
   if (!pStr) return CUDA_ERROR_INVALID_VALUE;
   for (const ErrorText& e : kErrors)
     if (e.code == error) {
-      *pStr = e.name;
+      *pStr = name ? e.name : e.text;
       return CUDA_SUCCESS;
     }
   *pStr = nullptr;
-  return CUDA_ERROR_INVALID_VALUE;
+  return CUDA_ERROR_INVALID_VALUE;  // documented for an unknown code
 }
+
+BKS_API CUresult cuGetErrorName(CUresult error, const char** pStr) { return error_text(error, pStr, true); }
 CHECK_TYPE(cuGetErrorName, bk_pfn_cuGetErrorName);
 
-BKS_API CUresult cuGetErrorString(CUresult error, const char** pStr) {
-  if (!pStr) return CUDA_ERROR_INVALID_VALUE;
-  for (const ErrorText& e : kErrors)
-    if (e.code == error) {
-      *pStr = e.text;
-      return CUDA_SUCCESS;
-    }
-  *pStr = nullptr;
-  return CUDA_ERROR_INVALID_VALUE;
-}
+BKS_API CUresult cuGetErrorString(CUresult error, const char** pStr) { return error_text(error, pStr, false); }
 CHECK_TYPE(cuGetErrorString, bk_pfn_cuGetErrorString);
