@@ -234,7 +234,9 @@ bool g_init = false;
 int g_sticky = 0;  // the process's sticky error (never cleared)
 Context* g_ctx = nullptr;
 int g_ctx_refs = 0;
+unsigned long g_ctx_gen = 0;  // bumped per primary context: a destroyed one stays invalid
 thread_local Context* t_current = nullptr;
+thread_local unsigned long t_current_gen = 0;
 
 double now_ms() {
   using namespace std::chrono;
@@ -268,7 +270,7 @@ Faults parse_faults() {
 int need_ctx() {
   if (!g_init) return CUDA_ERROR_NOT_INITIALIZED;
   if (g_sticky) return g_sticky;
-  if (!t_current || t_current != g_ctx) return CUDA_ERROR_INVALID_CONTEXT;
+  if (!t_current || t_current != g_ctx || t_current_gen != g_ctx_gen) return CUDA_ERROR_INVALID_CONTEXT;
   return CUDA_SUCCESS;
 }
 
@@ -475,6 +477,7 @@ BKS_API CUresult cuDevicePrimaryCtxRetain(CUcontext* pctx, CUdevice dev) {
   if (!pctx) return CUDA_ERROR_INVALID_VALUE;
   if (!g_ctx) {
     g_ctx = new Context;
+    ++g_ctx_gen;
     g_ctx->faults = parse_faults();
     if (const char* m = getenv("BLIPCUDA_STANDIN_MEMORY")) g_ctx->total = strtoull(m, nullptr, 10);
   }
@@ -503,6 +506,7 @@ BKS_API CUresult cuCtxSetCurrent(CUcontext ctx) {
   if (!g_init) return CUDA_ERROR_NOT_INITIALIZED;
   if (ctx != nullptr && ctx != g_ctx) return CUDA_ERROR_INVALID_CONTEXT;
   t_current = static_cast<Context*>(ctx);
+  t_current_gen = g_ctx_gen;
   return CUDA_SUCCESS;
 }
 CHECK_TYPE(cuCtxSetCurrent, bk_pfn_cuCtxSetCurrent);
