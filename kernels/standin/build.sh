@@ -12,6 +12,7 @@
 #   $out/no-lt/          the driver and cuBLAS without cuBLASLt
 #   $out/broken-driver/  a driver without cuMemsetD8Async (a symbol blipcuda requires)
 #   $out/test_blas       the stand-in cuBLAS's own tests (textbook examples)
+#   $out/test_driver     the stand-in driver's own tests (run with cuda/blipkernels.fatbin)
 # The kernels are the emulation's (kernels/emu/bkemu_all.cc, compiled as
 # position-independent code); the driver accepts only the fatbin whose
 # SHA-256 is that of cuda/blipkernels.fatbin at build time. Incremental: an
@@ -74,6 +75,9 @@ fi
 wait $p1 $p2 $p3
 if newer "$out/test_blas" "${blas_deps[@]}" "$here/test_blas.cc"; then
   "$cxx" -std=c++20 -O1 -Wall -Wextra -Werror -o "$out/test_blas" "$here/test_blas.cc" -ldl -pthread
+fi
+if newer "$out/test_driver" "$here/test_driver.cc" "$repo/cuda/cudadecl.h"; then
+  "$cxx" -std=c++20 -O1 -Wall -Wextra -Werror -o "$out/test_driver" "$here/test_driver.cc" -ldl
 fi
 for d in old-driver no-lt broken-driver; do
   ln -sf ../libcublas.so.13 "$out/$d/libcublas.so.13"
