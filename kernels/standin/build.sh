@@ -73,10 +73,10 @@ if newer "$out/libcublas.so.13" "${blas_deps[@]}"; then
   mv "$out/libcublas.so.13.tmp" "$out/libcublas.so.13"
 fi
 wait $p1 $p2 $p3
-if newer "$out/test_blas" "${blas_deps[@]}" "$here/test_blas.cc"; then
+if newer "$out/test_blas" "${blas_deps[@]}" "$here/test_blas.cc" "$here/check.h"; then
   "$cxx" -std=c++20 -O1 -Wall -Wextra -Werror -o "$out/test_blas" "$here/test_blas.cc" -ldl -pthread
 fi
-if newer "$out/test_driver" "$here/test_driver.cc" "$repo/cuda/cudadecl.h"; then
+if newer "$out/test_driver" "$here/test_driver.cc" "$here/check.h" "$repo/cuda/cudadecl.h"; then
   "$cxx" -std=c++20 -O1 -Wall -Wextra -Werror -o "$out/test_driver" "$here/test_driver.cc" -ldl
 fi
 for d in old-driver no-lt broken-driver; do

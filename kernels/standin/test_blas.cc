@@ -18,29 +18,9 @@
 
 #include "../../cuda/cudadecl.h"
 
+#include "check.h"
+
 namespace {
-int passed = 0, failed = 0;
-#define CHECK(cond, ...)                          \
-  do {                                            \
-    if (cond) {                                   \
-      ++passed;                                   \
-    } else {                                      \
-      ++failed;                                   \
-      printf("FAIL %s:%d: ", __FILE__, __LINE__); \
-      printf(__VA_ARGS__);                        \
-      printf("\n");                               \
-    }                                             \
-  } while (0)
-
-void* sym(void* lib, const char* name) {
-  void* p = dlsym(lib, name);
-  if (!p) {
-    fprintf(stderr, "missing symbol %s\n", name);
-    exit(2);
-  }
-  return p;
-}
-
 struct Cu {
   bk_pfn_cuMemAlloc_v2 alloc;
   bk_pfn_cuMemcpyHtoD_v2 htod;
@@ -85,16 +65,7 @@ bool same(const std::vector<float>& got, const std::vector<float>& want, double 
 }  // namespace
 
 int main(int argc, char** argv) {
-  std::string dir;
-  if (argc > 1) {
-    dir = argv[1];
-  } else {
-    char buf[4096];
-    ssize_t n = readlink("/proc/self/exe", buf, sizeof buf - 1);
-    buf[n > 0 ? n : 0] = 0;
-    dir = buf;
-    dir = dir.substr(0, dir.rfind('/'));
-  }
+  const std::string dir = libdir(argc > 1 ? argv[1] : nullptr);
   void* lcu = dlopen((dir + "/libcuda.so.1").c_str(), RTLD_NOW | RTLD_LOCAL);
   void* lblas = dlopen((dir + "/libcublas.so.13").c_str(), RTLD_NOW | RTLD_LOCAL);
   void* llt = dlopen((dir + "/libcublasLt.so.13").c_str(), RTLD_NOW | RTLD_LOCAL);
@@ -290,6 +261,5 @@ int main(int argc, char** argv) {
   layout_create(&lshort, 0, 3, 2, 2);  // ld 2 < 3 rows
   CHECK(heuristic(lt, d2, lat, lshort, ldc, ldc, pref, 1, &res, &nres) == 7, "ld < rows: CUBLAS_STATUS_INVALID_VALUE");
 
-  printf("%d passed, %d failed\n", passed, failed);
-  return failed ? 1 : 0;
+  return report();
 }

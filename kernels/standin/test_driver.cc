@@ -20,29 +20,13 @@
 
 #include "../../cuda/cudadecl.h"
 
-namespace {
-int passed = 0, failed = 0;
-#define CHECK(cond, ...)                          \
-  do {                                            \
-    if (cond) {                                   \
-      ++passed;                                   \
-    } else {                                      \
-      ++failed;                                   \
-      printf("FAIL %s:%d: ", __FILE__, __LINE__); \
-      printf(__VA_ARGS__);                        \
-      printf("\n");                               \
-    }                                             \
-  } while (0)
+#include "check.h"
 
+namespace {
 void* lib;
 template <class T>
-T sym(const char* name) {
-  void* p = dlsym(lib, name);
-  if (!p) {
-    fprintf(stderr, "missing symbol %s\n", name);
-    exit(2);
-  }
-  return reinterpret_cast<T>(p);
+T fn(const char* name) {
+  return reinterpret_cast<T>(sym(lib, name));
 }
 }  // namespace
 
@@ -53,45 +37,36 @@ int main(int argc, char** argv) {
   }
   std::ifstream f(argv[1], std::ios::binary);
   std::vector<unsigned char> fatbin((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
-  std::string dir;
-  if (argc > 2) {
-    dir = argv[2];
-  } else {
-    char buf[4096];
-    ssize_t n = readlink("/proc/self/exe", buf, sizeof buf - 1);
-    buf[n > 0 ? n : 0] = 0;
-    dir = buf;
-    dir = dir.substr(0, dir.rfind('/'));
-  }
+  const std::string dir = libdir(argc > 2 ? argv[2] : nullptr);
   lib = dlopen((dir + "/libcuda.so.1").c_str(), RTLD_NOW | RTLD_LOCAL);
   if (!lib || fatbin.size() < 16) {
     fprintf(stderr, "cannot open %s/libcuda.so.1 (%s) or read %s\n", dir.c_str(), dlerror(), argv[1]);
     return 2;
   }
-  auto init = sym<bk_pfn_cuInit>("cuInit");
-  auto count = sym<bk_pfn_cuDeviceGetCount>("cuDeviceGetCount");
-  auto get = sym<bk_pfn_cuDeviceGet>("cuDeviceGet");
-  auto retain = sym<bk_pfn_cuDevicePrimaryCtxRetain>("cuDevicePrimaryCtxRetain");
-  auto release = sym<bk_pfn_cuDevicePrimaryCtxRelease_v2>("cuDevicePrimaryCtxRelease_v2");
-  auto set = sym<bk_pfn_cuCtxSetCurrent>("cuCtxSetCurrent");
-  auto alloc = sym<bk_pfn_cuMemAlloc_v2>("cuMemAlloc_v2");
-  auto mfree = sym<bk_pfn_cuMemFree_v2>("cuMemFree_v2");
-  auto htod = sym<bk_pfn_cuMemcpyHtoD_v2>("cuMemcpyHtoD_v2");
-  auto dtoh = sym<bk_pfn_cuMemcpyDtoH_v2>("cuMemcpyDtoH_v2");
-  auto dtod = sym<bk_pfn_cuMemcpyDtoDAsync_v2>("cuMemcpyDtoDAsync_v2");
-  auto load = sym<bk_pfn_cuModuleLoadData>("cuModuleLoadData");
-  auto getfn = sym<bk_pfn_cuModuleGetFunction>("cuModuleGetFunction");
-  auto pinfo = sym<bk_pfn_cuFuncGetParamInfo>("cuFuncGetParamInfo");
-  auto launch = sym<bk_pfn_cuLaunchKernel>("cuLaunchKernel");
-  auto screate = sym<bk_pfn_cuStreamCreate>("cuStreamCreate");
-  auto ssync = sym<bk_pfn_cuStreamSynchronize>("cuStreamSynchronize");
-  auto begin = sym<bk_pfn_cuStreamBeginCapture_v2>("cuStreamBeginCapture_v2");
-  auto end = sym<bk_pfn_cuStreamEndCapture>("cuStreamEndCapture");
-  auto ecreate = sym<bk_pfn_cuEventCreate>("cuEventCreate");
-  auto erecord = sym<bk_pfn_cuEventRecord>("cuEventRecord");
-  auto elapsed = sym<bk_pfn_cuEventElapsedTime>("cuEventElapsedTime_v2");
-  auto ename = sym<bk_pfn_cuGetErrorName>("cuGetErrorName");
-  auto estr = sym<bk_pfn_cuGetErrorString>("cuGetErrorString");
+  auto init = fn<bk_pfn_cuInit>("cuInit");
+  auto count = fn<bk_pfn_cuDeviceGetCount>("cuDeviceGetCount");
+  auto get = fn<bk_pfn_cuDeviceGet>("cuDeviceGet");
+  auto retain = fn<bk_pfn_cuDevicePrimaryCtxRetain>("cuDevicePrimaryCtxRetain");
+  auto release = fn<bk_pfn_cuDevicePrimaryCtxRelease_v2>("cuDevicePrimaryCtxRelease_v2");
+  auto set = fn<bk_pfn_cuCtxSetCurrent>("cuCtxSetCurrent");
+  auto alloc = fn<bk_pfn_cuMemAlloc_v2>("cuMemAlloc_v2");
+  auto mfree = fn<bk_pfn_cuMemFree_v2>("cuMemFree_v2");
+  auto htod = fn<bk_pfn_cuMemcpyHtoD_v2>("cuMemcpyHtoD_v2");
+  auto dtoh = fn<bk_pfn_cuMemcpyDtoH_v2>("cuMemcpyDtoH_v2");
+  auto dtod = fn<bk_pfn_cuMemcpyDtoDAsync_v2>("cuMemcpyDtoDAsync_v2");
+  auto load = fn<bk_pfn_cuModuleLoadData>("cuModuleLoadData");
+  auto getfn = fn<bk_pfn_cuModuleGetFunction>("cuModuleGetFunction");
+  auto pinfo = fn<bk_pfn_cuFuncGetParamInfo>("cuFuncGetParamInfo");
+  auto launch = fn<bk_pfn_cuLaunchKernel>("cuLaunchKernel");
+  auto screate = fn<bk_pfn_cuStreamCreate>("cuStreamCreate");
+  auto ssync = fn<bk_pfn_cuStreamSynchronize>("cuStreamSynchronize");
+  auto begin = fn<bk_pfn_cuStreamBeginCapture_v2>("cuStreamBeginCapture_v2");
+  auto end = fn<bk_pfn_cuStreamEndCapture>("cuStreamEndCapture");
+  auto ecreate = fn<bk_pfn_cuEventCreate>("cuEventCreate");
+  auto erecord = fn<bk_pfn_cuEventRecord>("cuEventRecord");
+  auto elapsed = fn<bk_pfn_cuEventElapsedTime>("cuEventElapsedTime_v2");
+  auto ename = fn<bk_pfn_cuGetErrorName>("cuGetErrorName");
+  auto estr = fn<bk_pfn_cuGetErrorString>("cuGetErrorString");
 
   int n = -1;
   CHECK(count(&n) == 3, "cuDeviceGetCount before cuInit: CUDA_ERROR_NOT_INITIALIZED");
@@ -182,6 +157,5 @@ int main(int argc, char** argv) {
   CHECK(release(0) == 0 && alloc(&p, 16) == 201, "after the last release: CUDA_ERROR_INVALID_CONTEXT");
   CHECK(release(0) == 201, "one release too many: CUDA_ERROR_INVALID_CONTEXT");
 
-  printf("%d passed, %d failed\n", passed, failed);
-  return failed ? 1 : 0;
+  return report();
 }
