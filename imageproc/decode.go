@@ -187,7 +187,7 @@ func decodeImage(r io.Reader, name string, maxPixels int) (img image.Image, gray
 			img = gifLikePillow(data, p, cfg.Width, cfg.Height)
 		}
 	} else {
-		img, err = safeCall(func() (image.Image, error) { return decodeFull(format, src) })
+		img, err = safeCall(func() (image.Image, error) { return decodeFull(format, src, maxPixels) })
 		if err != nil {
 			if e := readErr(); e != nil {
 				return nil, false, e
@@ -223,7 +223,7 @@ func decodeConfig(format string, r io.Reader) (image.Config, error) {
 	case "png":
 		return png.DecodeConfig(r)
 	case "jpeg":
-		return jpeg.DecodeConfig(r)
+		return jpegConfig(r)
 	case "gif":
 		return gif.DecodeConfig(r)
 	case "bmp":
@@ -234,12 +234,12 @@ func decodeConfig(format string, r io.Reader) (image.Config, error) {
 	return image.Config{}, image.ErrFormat
 }
 
-func decodeFull(format string, r io.Reader) (image.Image, error) {
+func decodeFull(format string, r io.Reader, maxPixels int) (image.Image, error) {
 	switch format {
 	case "png":
 		return png.Decode(r)
 	case "jpeg":
-		return jpeg.Decode(r)
+		return decodeJPEG(r, maxPixels) // jpeg.go
 	case "bmp":
 		return bmp.Decode(r)
 	case "webp":
@@ -261,7 +261,8 @@ func safeCall[T any](f func() (T, error)) (v T, err error) {
 
 // decodeError classifies a decoder error.
 func decodeError(name, format, stage string, err error) error {
-	if errors.Is(err, ErrCorrupt) { // a recovered panic
+	if errors.Is(err, ErrCorrupt) || errors.Is(err, ErrTruncated) || errors.Is(err, ErrUnsupported) ||
+		errors.Is(err, ErrTooLarge) || errors.Is(err, ErrNotImage) { // a recovered panic, or already classified
 		return fmt.Errorf("imageproc: %s: decoding %s %s: %w", name, format, stage, err)
 	}
 	var pngUnsup png.UnsupportedError

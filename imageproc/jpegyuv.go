@@ -39,21 +39,25 @@ func clampU8(v int32) uint8 {
 }
 
 // upsampleChroma expands one chroma plane (cw×ch samples, row stride
-// stride) by hs×vs (each 1 or 2) to w×h the way libjpeg-turbo does.
+// stride) by the integer factors hs×vs to w×h the way libjpeg-turbo does.
 func upsampleChroma(p []uint8, stride, cw, ch, hs, vs, w, h int) []uint8 {
 	out := make([]uint8, w*h)
 	row := func(r int) []uint8 {
 		r = max(0, min(r, ch-1))
 		return p[r*stride : r*stride+cw]
 	}
-	fancy := (hs == 1 || cw > 2) && !(hs == 1 && vs == 1)
+	// libjpeg-turbo's jinit_upsampler: the triangle filters for 2:1
+	// horizontal (only when the subsampled width is > 2), 2:1 vertical and
+	// 2:1 both ways; the box filter (sample replication) for 1:1, the narrow
+	// cases and every other integer ratio (int_upsample).
+	fancy := (hs == 2 && vs <= 2 && cw > 2) || (hs == 1 && vs == 2)
 	line := make([]uint8, 2*cw+2)
 	sums := make([]int32, cw)
 	for y := 0; y < h; y++ {
 		dst := out[y*w : (y+1)*w]
 		near := row(y / vs)
 		switch {
-		case !fancy || (hs == 1 && vs == 1):
+		case !fancy:
 			for x := range dst {
 				dst[x] = near[x/hs]
 			}
@@ -130,16 +134,27 @@ func jpegYCbCrToRGB(m *image.YCbCr) *RGB {
 	cb := upsampleChroma(m.Cb, m.CStride, cw, ch, hs, vs, w, h)
 	cr := upsampleChroma(m.Cr, m.CStride, cw, ch, hs, vs, w, h)
 	out := NewRGB(w, h)
-	for y := 0; y < h; y++ {
-		ys := m.Y[y*m.YStride : y*m.YStride+w]
+	jpegYCCRowsToRGB(out, m.Y, m.YStride, cb, w, cr, w)
+	return out
+}
+
+// jpegYCCRowsToRGB fills out from full-resolution Y, Cb and Cr planes (each
+// with its row stride) with libjpeg's ycc_rgb_convert.
+func jpegYCCRowsToRGB(out *RGB, yp []uint8, ys int, cb []uint8, cbs int, cr []uint8, crs int) {
+	w := out.W
+	for y := 0; y < out.H; y++ {
+		yr := yp[y*ys : y*ys+w]
+		br := cb[y*cbs : y*cbs+w]
+		rr := cr[y*crs : y*crs+w]
 		d := out.Pix[3*y*w : 3*(y+1)*w]
-		for x, yv := range ys {
-			Y := int32(yv)
-			b, r := cb[y*w+x], cr[y*w+x]
-			d[3*x] = clampU8(Y + jpegCrR[r])
-			d[3*x+1] = clampU8(Y + (jpegCbG[b]+jpegCrG[r])>>16)
-			d[3*x+2] = clampU8(Y + jpegCbB[b])
+		for x, yv := range yr {
+			d[3*x], d[3*x+1], d[3*x+2] = jpegYCCToRGB(yv, br[x], rr[x])
 		}
 	}
-	return out
+}
+
+// jpegYCCToRGB converts one sample like libjpeg's ycc_rgb_convert.
+func jpegYCCToRGB(yv, b, r uint8) (uint8, uint8, uint8) {
+	Y := int32(yv)
+	return clampU8(Y + jpegCrR[r]), clampU8(Y + (jpegCbG[b]+jpegCrG[r])>>16), clampU8(Y + jpegCbB[b])
 }

@@ -1,0 +1,325 @@
+package imageproc
+
+// Huffman entropy decoding (ITU-T T.81 Annex F.2.2 for sequential scans,
+// Annex G.2 for progressive ones), with the behaviour of libjpeg-turbo's
+// decoder on damaged segments: when a scan needs more bits than its entropy
+// segment holds (it runs into a marker), zero bits are supplied, and the
+// remaining MCUs of that restart interval are left at zero coefficients
+// (uniform grey), as jdhuff.c and jdphuff.c do.
+
+const huffLookBits = 9
+
+// huffTable is a decoding table built from a DHT segment (Annex C).
+type huffTable struct {
+	// lut maps the next huffLookBits bits to length<<8 | symbol for codes
+	// no longer than huffLookBits; 0 means "longer code".
+	lut     [1 << huffLookBits]uint16
+	maxcode [18]int32 // largest code of each length, −1 if none; [17] sentinel
+	valptr  [17]int32 // index in vals of the first code of each length minus that code
+	vals    [256]uint8
+	defined bool
+}
+
+// build derives the decoding tables from the 16 code-length counts and the
+// symbols (Annex C, Figure C.1 to C.3). dc enables the DC symbol check.
+func (t *huffTable) build(counts []uint8, syms []uint8, dc bool) error {
+	*t = huffTable{}
+	copy(t.vals[:], syms)
+	code, k := int32(0), 0
+	for l := 1; l <= 16; l++ {
+		n := int(counts[l-1])
+		if n == 0 {
+			t.maxcode[l] = -1
+		} else {
+			t.valptr[l] = int32(k) - code
+			for i := 0; i < n; i++ {
+				if l <= huffLookBits {
+					shift := huffLookBits - l
+					base := int(code) << shift
+					for j := 0; j < 1<<shift; j++ {
+						t.lut[base+j] = uint16(l<<8) | uint16(syms[k])
+					}
+				}
+				code++
+				k++
+			}
+			t.maxcode[l] = code - 1
+		}
+		// The codes of length l must fit in l bits.
+		if code > 1<<l {
+			return jpegErr(ErrCorrupt, "bad Huffman table (code lengths overflow)")
+		}
+		code <<= 1
+	}
+	t.maxcode[17] = 1<<31 - 1
+	if dc {
+		for _, s := range syms {
+			if s > 15 {
+				return jpegErr(ErrCorrupt, "bad DC Huffman table (symbol %d > 15)", s)
+			}
+		}
+	}
+	t.defined = true
+	return nil
+}
+
+// bitReader reads the entropy-coded data of one scan from data[pos:].
+type bitReader struct {
+	data []byte
+	pos  int
+	acc  uint64 // the low n bits are unread input, most significant first
+	n    uint
+	// padBits counts the zero bits appended after a marker or the end of the
+	// data; consuming any of them means the segment was too short.
+	padBits uint
+	eof     bool // the data ended inside the scan (a truncated file)
+}
+
+// fill tops the accumulator up to at least 57 bits.
+func (b *bitReader) fill() {
+	for b.n <= 56 {
+		if b.padBits == 0 && b.pos < len(b.data) {
+			c := b.data[b.pos]
+			if c != 0xff {
+				b.pos++
+				b.acc = b.acc<<8 | uint64(c)
+				b.n += 8
+				continue
+			}
+			if b.pos+1 < len(b.data) && b.data[b.pos+1] == 0 {
+				b.pos += 2
+				b.acc = b.acc<<8 | 0xff
+				b.n += 8
+				continue
+			}
+			if b.pos+1 >= len(b.data) {
+				b.eof = true
+			}
+			// A marker (left unread) or the end of the data.
+		} else if b.pos >= len(b.data) {
+			b.eof = true
+		}
+		b.acc <<= 8
+		b.n += 8
+		b.padBits += 8
+	}
+}
+
+// overrun reports whether zero padding has been consumed.
+func (b *bitReader) overrun() bool { return b.n < b.padBits }
+
+// reset discards the buffered bits (at a restart marker or the end of a scan).
+func (b *bitReader) reset() {
+	b.acc, b.n, b.padBits = 0, 0, 0
+}
+
+// bits returns the next k (≤ 16) bits.
+func (b *bitReader) bits(k uint) int32 {
+	if k == 0 {
+		return 0
+	}
+	if b.n < k {
+		b.fill()
+	}
+	b.n -= k
+	return int32(b.acc>>b.n) & (1<<k - 1)
+}
+
+// bit returns the next bit.
+func (b *bitReader) bit() bool {
+	if b.n == 0 {
+		b.fill()
+	}
+	b.n--
+	return b.acc>>b.n&1 != 0
+}
+
+// receiveExtend reads s bits and sign-extends them (Annex F, EXTEND).
+func (b *bitReader) receiveExtend(s uint8) int32 {
+	v := b.bits(uint(s))
+	if s > 0 && v < 1<<(s-1) {
+		v += -1<<s + 1
+	}
+	return v
+}
+
+// decode reads one Huffman-coded symbol. It returns ok = false for a bit
+// pattern that is no code of the table.
+func (b *bitReader) decode(t *huffTable) (uint8, bool) {
+	if b.n < 16 {
+		b.fill()
+	}
+	if e := t.lut[(b.acc>>(b.n-huffLookBits))&(1<<huffLookBits-1)]; e != 0 {
+		b.n -= uint(e >> 8)
+		return uint8(e), true
+	}
+	for l := uint(huffLookBits + 1); l <= 16; l++ {
+		code := int32(b.acc>>(b.n-l)) & (1<<l - 1)
+		if code <= t.maxcode[l] {
+			b.n -= l
+			return t.vals[(t.valptr[l]+code)&0xff], true
+		}
+	}
+	return 0, false
+}
+
+// zigzag maps the position of a coefficient in the zig-zag sequence to its
+// natural (row-major) index (T.81 Figure A.6).
+var zigzag = [64]uint8{
+	0, 1, 8, 16, 9, 2, 3, 10,
+	17, 24, 32, 25, 18, 11, 4, 5,
+	12, 19, 26, 33, 40, 48, 41, 34,
+	27, 20, 13, 6, 7, 14, 21, 28,
+	35, 42, 49, 56, 57, 50, 43, 36,
+	29, 22, 15, 23, 30, 37, 44, 51,
+	58, 59, 52, 45, 38, 31, 39, 46,
+	53, 60, 61, 54, 47, 55, 62, 63,
+}
+
+var errBadCode = jpegErr(ErrCorrupt, "bad Huffman code")
+
+// decodeBlockSeq decodes one block of a sequential scan into blk (natural
+// order, zeroed by the caller); pred is the component's DC predictor.
+func (b *bitReader) decodeBlockSeq(blk *[64]int32, dc, ac *huffTable, pred *int32) error {
+	s, ok := b.decode(dc)
+	if !ok {
+		return errBadCode
+	}
+	*pred += b.receiveExtend(s)
+	blk[0] = int32(int16(*pred))
+	for k := 1; k < 64; {
+		rs, ok := b.decode(ac)
+		if !ok {
+			return errBadCode
+		}
+		r, s := int(rs>>4), rs&15
+		if s == 0 {
+			if r != 15 {
+				break // EOB
+			}
+			k += 16
+			continue
+		}
+		k += r
+		if k > 63 {
+			return jpegErr(ErrCorrupt, "AC coefficient index beyond 63")
+		}
+		blk[zigzag[k]] = int32(int16(b.receiveExtend(s)))
+		k++
+	}
+	return nil
+}
+
+// Progressive decoding (Annex G.1.2.1–G.1.2.3); coefficients are kept as
+// int16 in natural order, as libjpeg keeps them (JCOEF).
+
+func (b *bitReader) decodeDCFirst(blk []int16, dc *huffTable, pred *int32, al uint8) error {
+	s, ok := b.decode(dc)
+	if !ok {
+		return errBadCode
+	}
+	*pred += b.receiveExtend(s)
+	blk[0] = int16(*pred << al)
+	return nil
+}
+
+func (b *bitReader) decodeDCRefine(blk []int16, al uint8) {
+	if b.bit() {
+		blk[0] |= 1 << al
+	}
+}
+
+func (b *bitReader) decodeACFirst(blk []int16, ac *huffTable, ss, se, al uint8, eobrun *int32) error {
+	if *eobrun > 0 {
+		*eobrun--
+		return nil
+	}
+	for k := int(ss); k <= int(se); {
+		rs, ok := b.decode(ac)
+		if !ok {
+			return errBadCode
+		}
+		r, s := int32(rs>>4), rs&15
+		if s == 0 {
+			if r < 15 {
+				*eobrun = 1<<r - 1
+				if r > 0 {
+					*eobrun += b.bits(uint(r))
+				}
+				break
+			}
+			k += 16
+			continue
+		}
+		k += int(r)
+		if k > 63 {
+			return jpegErr(ErrCorrupt, "AC coefficient index beyond 63")
+		}
+		blk[zigzag[k]] = int16(b.receiveExtend(s) << al)
+		k++
+	}
+	return nil
+}
+
+func (b *bitReader) decodeACRefine(blk []int16, ac *huffTable, ss, se, al uint8, eobrun *int32) error {
+	p1, m1 := int16(1)<<al, int16(-1)<<al
+	refine := func(c *int16) {
+		if *c != 0 && b.bit() && *c&p1 == 0 {
+			if *c >= 0 {
+				*c += p1
+			} else {
+				*c += m1
+			}
+		}
+	}
+	k := int(ss)
+	if *eobrun == 0 {
+		for ; k <= int(se); k++ {
+			rs, ok := b.decode(ac)
+			if !ok {
+				return errBadCode
+			}
+			r, s := int32(rs>>4), rs&15
+			var v int16
+			if s != 0 {
+				// s must be 1 in a refinement scan; libjpeg warns and
+				// continues on other values.
+				if b.bit() {
+					v = p1
+				} else {
+					v = m1
+				}
+			} else if r != 15 {
+				*eobrun = 1 << r
+				if r > 0 {
+					*eobrun += b.bits(uint(r))
+				}
+				break
+			}
+			// Skip r zero-history coefficients, refining the non-zero ones
+			// passed on the way, then place v.
+			for ; k <= int(se); k++ {
+				c := &blk[zigzag[k]]
+				if *c != 0 {
+					refine(c)
+				} else {
+					if r == 0 {
+						break
+					}
+					r--
+				}
+			}
+			if v != 0 && k <= int(se) {
+				blk[zigzag[k]] = v
+			}
+		}
+	}
+	if *eobrun > 0 {
+		// The rest of the band gets correction bits only.
+		for ; k <= int(se); k++ {
+			refine(&blk[zigzag[k]])
+		}
+		*eobrun--
+	}
+	return nil
+}
