@@ -64,11 +64,8 @@ type jpegComponent struct {
 	plane  []uint8
 	coefs  []int16 // progressive only: bw*bh blocks of 64 (natural order)
 	qt     *[64]int32
-	// coefBits[k] is the successive-approximation bit position reached for
-	// coefficient k (−1 before any scan), for progression checks.
-	coefBits [64]int8
-	pred     int32
-	td, ta   uint8
+	pred   int32
+	td, ta uint8
 }
 
 type jpegDecoder struct {
@@ -249,12 +246,9 @@ func (d *jpegDecoder) decode() error {
 	for {
 		m, ok := d.nextMarker()
 		if !ok {
-			if d.scans > 0 && d.complete() {
-				// Every block has been decoded; only EOI is missing.
-				// libjpeg has the whole image at this point too.
-				return nil
-			}
-			return jpegErr(ErrTruncated, "data ends before the image is complete")
+			// Even when only EOI is missing, Pillow reports the file as
+			// truncated.
+			return jpegErr(ErrTruncated, "data ends before the EOI marker")
 		}
 		switch {
 		case m == 0xd9: // EOI
@@ -378,9 +372,6 @@ func (d *jpegDecoder) frame(m byte, s []byte) error {
 		c.stride = 8 * c.bw
 		c.cw = (d.w*c.h + d.hmax - 1) / d.hmax
 		c.ch = (d.h*c.v + d.vmax - 1) / d.vmax
-		for k := range c.coefBits {
-			c.coefBits[k] = -1
-		}
 	}
 	return nil
 }
@@ -471,20 +462,6 @@ func (d *jpegDecoder) defineHuffman(s []byte) error {
 	return nil
 }
 
-// complete reports whether every coefficient of every component has been
-// decoded to full precision (sequential: every component scanned;
-// progressive: every coefficient refined to bit 0).
-func (d *jpegDecoder) complete() bool {
-	for i := range d.comps {
-		for _, b := range d.comps[i].coefBits {
-			if b != 0 {
-				return false
-			}
-		}
-	}
-	return true
-}
-
 // scan parses a scan header (T.81 B.2.3) and decodes the scan's entropy data.
 func (d *jpegDecoder) scan(s []byte) error {
 	if !d.frameSeen {
@@ -560,9 +537,6 @@ func (d *jpegDecoder) scan(s []byte) error {
 		if (needDC && !d.dcTab[c.td].defined) || (needAC && !d.acTab[c.ta].defined) {
 			return jpegErr(ErrCorrupt, "scan uses an undefined Huffman table")
 		}
-		for k := int(ss); k <= int(se); k++ {
-			c.coefBits[k] = int8(al)
-		}
 		c.pred = 0
 	}
 	d.scans++
@@ -602,9 +576,6 @@ func (d *jpegDecoder) scanData(comps []*jpegComponent, ss, se, ah, al uint8) err
 		if mcuX == 0 && d.br.eof && d.br.overrun() {
 			return jpegErr(ErrTruncated, "data ends inside a scan")
 		}
-		if d.insufficient {
-			continue
-		}
 		for _, c := range comps {
 			if len(comps) == 1 {
 				if err := d.block(c, mcuX, mcuY, ss, se, ah, al); err != nil {
@@ -633,13 +604,23 @@ func (d *jpegDecoder) scanData(comps []*jpegComponent, ss, se, ah, al uint8) err
 }
 
 // block decodes one block at block coordinates (bx, by) of c.
+//
+// Once the scan has run out of data in the current restart interval
+// (d.insufficient), blocks are not decoded: as in libjpeg, a sequential block
+// keeps zero coefficients (it comes out as mid-grey) and a progressive one
+// keeps what earlier scans gave it.
 func (d *jpegDecoder) block(c *jpegComponent, bx, by int, ss, se, ah, al uint8) error {
 	if !d.progressive {
 		d.blk = [64]int32{}
-		if err := d.br.decodeBlockSeq(&d.blk, &d.dcTab[c.td], &d.acTab[c.ta], &c.pred); err != nil {
-			return err
+		if !d.insufficient {
+			if err := d.br.decodeBlockSeq(&d.blk, &d.dcTab[c.td], &d.acTab[c.ta], &c.pred); err != nil {
+				return err
+			}
 		}
 		idctISLOW(&d.blk, c.qt, c.plane[by*8*c.stride+bx*8:], c.stride)
+		return nil
+	}
+	if d.insufficient {
 		return nil
 	}
 	i := (by*c.bw + bx) * 64

@@ -28,6 +28,10 @@ func (t *huffTable) build(counts []uint8, syms []uint8, dc bool) error {
 	code, k := int32(0), 0
 	for l := 1; l <= 16; l++ {
 		n := int(counts[l-1])
+		// The codes of length l must fit in l bits.
+		if int(code)+n > 1<<l {
+			return jpegErr(ErrCorrupt, "bad Huffman table (code lengths overflow)")
+		}
 		if n == 0 {
 			t.maxcode[l] = -1
 		} else {
@@ -44,10 +48,6 @@ func (t *huffTable) build(counts []uint8, syms []uint8, dc bool) error {
 				k++
 			}
 			t.maxcode[l] = code - 1
-		}
-		// The codes of length l must fit in l bits.
-		if code > 1<<l {
-			return jpegErr(ErrCorrupt, "bad Huffman table (code lengths overflow)")
 		}
 		code <<= 1
 	}
@@ -143,29 +143,33 @@ func (b *bitReader) receiveExtend(s uint8) int32 {
 	return v
 }
 
-// decode reads one Huffman-coded symbol. It returns ok = false for a bit
-// pattern that is no code of the table.
-func (b *bitReader) decode(t *huffTable) (uint8, bool) {
-	if b.n < 16 {
+// decode reads one Huffman-coded symbol. A bit pattern that is no code of
+// the table is handled as libjpeg does (jdhuff.c jpeg_huff_decode, with a
+// warning there): 17 bits are consumed and the symbol is 0.
+func (b *bitReader) decode(t *huffTable) uint8 {
+	if b.n < 17 {
 		b.fill()
 	}
 	if e := t.lut[(b.acc>>(b.n-huffLookBits))&(1<<huffLookBits-1)]; e != 0 {
 		b.n -= uint(e >> 8)
-		return uint8(e), true
+		return uint8(e)
 	}
 	for l := uint(huffLookBits + 1); l <= 16; l++ {
 		code := int32(b.acc>>(b.n-l)) & (1<<l - 1)
 		if code <= t.maxcode[l] {
 			b.n -= l
-			return t.vals[(t.valptr[l]+code)&0xff], true
+			return t.vals[(t.valptr[l]+code)&0xff]
 		}
 	}
-	return 0, false
+	b.n -= 17
+	return 0
 }
 
 // zigzag maps the position of a coefficient in the zig-zag sequence to its
-// natural (row-major) index (T.81 Figure A.6).
-var zigzag = [64]uint8{
+// natural (row-major) index (T.81 Figure A.6). Like libjpeg's
+// jpeg_natural_order it has 16 extra entries so that a corrupt run length
+// that overshoots position 63 lands on 63 instead of failing.
+var zigzag = [80]uint8{
 	0, 1, 8, 16, 9, 2, 3, 10,
 	17, 24, 32, 25, 18, 11, 4, 5,
 	12, 19, 26, 33, 40, 48, 41, 34,
@@ -174,24 +178,18 @@ var zigzag = [64]uint8{
 	29, 22, 15, 23, 30, 37, 44, 51,
 	58, 59, 52, 45, 38, 31, 39, 46,
 	53, 60, 61, 54, 47, 55, 62, 63,
+	63, 63, 63, 63, 63, 63, 63, 63,
+	63, 63, 63, 63, 63, 63, 63, 63,
 }
-
-var errBadCode = jpegErr(ErrCorrupt, "bad Huffman code")
 
 // decodeBlockSeq decodes one block of a sequential scan into blk (natural
 // order, zeroed by the caller); pred is the component's DC predictor.
 func (b *bitReader) decodeBlockSeq(blk *[64]int32, dc, ac *huffTable, pred *int32) error {
-	s, ok := b.decode(dc)
-	if !ok {
-		return errBadCode
-	}
+	s := b.decode(dc)
 	*pred += b.receiveExtend(s)
 	blk[0] = int32(int16(*pred))
 	for k := 1; k < 64; {
-		rs, ok := b.decode(ac)
-		if !ok {
-			return errBadCode
-		}
+		rs := b.decode(ac)
 		r, s := int(rs>>4), rs&15
 		if s == 0 {
 			if r != 15 {
@@ -201,9 +199,6 @@ func (b *bitReader) decodeBlockSeq(blk *[64]int32, dc, ac *huffTable, pred *int3
 			continue
 		}
 		k += r
-		if k > 63 {
-			return jpegErr(ErrCorrupt, "AC coefficient index beyond 63")
-		}
 		blk[zigzag[k]] = int32(int16(b.receiveExtend(s)))
 		k++
 	}
@@ -214,10 +209,7 @@ func (b *bitReader) decodeBlockSeq(blk *[64]int32, dc, ac *huffTable, pred *int3
 // int16 in natural order, as libjpeg keeps them (JCOEF).
 
 func (b *bitReader) decodeDCFirst(blk []int16, dc *huffTable, pred *int32, al uint8) error {
-	s, ok := b.decode(dc)
-	if !ok {
-		return errBadCode
-	}
+	s := b.decode(dc)
 	*pred += b.receiveExtend(s)
 	blk[0] = int16(*pred << al)
 	return nil
@@ -235,10 +227,7 @@ func (b *bitReader) decodeACFirst(blk []int16, ac *huffTable, ss, se, al uint8, 
 		return nil
 	}
 	for k := int(ss); k <= int(se); {
-		rs, ok := b.decode(ac)
-		if !ok {
-			return errBadCode
-		}
+		rs := b.decode(ac)
 		r, s := int32(rs>>4), rs&15
 		if s == 0 {
 			if r < 15 {
@@ -252,9 +241,6 @@ func (b *bitReader) decodeACFirst(blk []int16, ac *huffTable, ss, se, al uint8, 
 			continue
 		}
 		k += int(r)
-		if k > 63 {
-			return jpegErr(ErrCorrupt, "AC coefficient index beyond 63")
-		}
 		blk[zigzag[k]] = int16(b.receiveExtend(s) << al)
 		k++
 	}
@@ -275,10 +261,7 @@ func (b *bitReader) decodeACRefine(blk []int16, ac *huffTable, ss, se, al uint8,
 	k := int(ss)
 	if *eobrun == 0 {
 		for ; k <= int(se); k++ {
-			rs, ok := b.decode(ac)
-			if !ok {
-				return errBadCode
-			}
+			rs := b.decode(ac)
 			r, s := int32(rs>>4), rs&15
 			var v int16
 			if s != 0 {
@@ -309,7 +292,7 @@ func (b *bitReader) decodeACRefine(blk []int16, ac *huffTable, ss, se, al uint8,
 					r--
 				}
 			}
-			if v != 0 && k <= int(se) {
+			if v != 0 { // k ≤ Se+1 ≤ 64: within zigzag (libjpeg does the same)
 				blk[zigzag[k]] = v
 			}
 		}
