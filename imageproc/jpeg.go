@@ -680,48 +680,56 @@ func (d *jpegDecoder) output() *RGB {
 		}
 	}
 	w, h := d.w, d.h
-	// Full-resolution planes, each with its stride.
-	planes := make([][]uint8, len(d.comps))
-	strides := make([]int, len(d.comps))
+	// Each output row takes one full-resolution row of every component:
+	// straight from its plane, or upsampled into a row buffer.
+	nc := len(d.comps)
+	ups := make([]*upsampler, nc)
+	bufs := make([][]uint8, nc)
 	for i := range d.comps {
 		c := &d.comps[i]
 		hs, vs := d.hmax/c.h, d.vmax/c.v
-		if hs == 1 && vs == 1 {
-			planes[i], strides[i] = c.plane, c.stride
-		} else {
-			planes[i], strides[i] = upsampleChroma(c.plane, c.stride, c.cw, c.ch, hs, vs, w, h), w
+		if hs != 1 || vs != 1 {
+			ups[i] = newUpsampler(c.plane, c.stride, c.cw, c.ch, hs, vs)
+			bufs[i] = make([]uint8, w)
+		}
+	}
+	var rows [jpegMaxComps][]uint8
+	rowsAt := func(y int) {
+		for i := range d.comps {
+			if ups[i] != nil {
+				ups[i].row(bufs[i], y)
+				rows[i] = bufs[i]
+			} else {
+				c := &d.comps[i]
+				rows[i] = c.plane[y*c.stride : y*c.stride+w]
+			}
 		}
 	}
 	out := NewRGB(w, h)
-	switch len(d.comps) {
-	case 1:
-		for y := 0; y < h; y++ {
-			src := planes[0][y*strides[0] : y*strides[0]+w]
-			dst := out.Pix[3*y*w : 3*(y+1)*w]
-			for x, v := range src {
+	transform := d.colorTransform()
+	for y := 0; y < h; y++ {
+		rowsAt(y)
+		dst := out.Pix[3*y*w : 3*(y+1)*w]
+		switch {
+		case nc == 1:
+			for x, v := range rows[0][:w] {
 				dst[3*x], dst[3*x+1], dst[3*x+2] = v, v, v
 			}
-		}
-	case 3:
-		if d.colorTransform() {
-			jpegYCCRowsToRGB(out, planes[0], strides[0], planes[1], strides[1], planes[2], strides[2])
-			break
-		}
-		for y := 0; y < h; y++ {
-			dst := out.Pix[3*y*w : 3*(y+1)*w]
-			r, g, b := planes[0][y*strides[0]:], planes[1][y*strides[1]:], planes[2][y*strides[2]:]
-			for x := 0; x < w; x++ {
+		case nc == 3 && transform:
+			yr, cb, cr := rows[0][:w], rows[1][:w], rows[2][:w]
+			for x := range yr {
+				dst[3*x], dst[3*x+1], dst[3*x+2] = jpegYCCToRGB(yr[x], cb[x], cr[x])
+			}
+		case nc == 3:
+			r, g, b := rows[0][:w], rows[1][:w], rows[2][:w]
+			for x := range r {
 				dst[3*x], dst[3*x+1], dst[3*x+2] = r[x], g[x], b[x]
 			}
-		}
-	case 4:
-		ycck := d.colorTransform()
-		for y := 0; y < h; y++ {
-			dst := out.Pix[3*y*w : 3*(y+1)*w]
-			p0, p1, p2, p3 := planes[0][y*strides[0]:], planes[1][y*strides[1]:], planes[2][y*strides[2]:], planes[3][y*strides[3]:]
-			for x := 0; x < w; x++ {
+		default:
+			p0, p1, p2, p3 := rows[0][:w], rows[1][:w], rows[2][:w], rows[3][:w]
+			for x := range p0 {
 				c, m, yy, k := p0[x], p1[x], p2[x], p3[x]
-				if ycck {
+				if transform {
 					// libjpeg's ycck_cmyk_convert: CMY = 255 − RGB of YCC.
 					r, g, b := jpegYCCToRGB(c, m, yy)
 					c, m, yy = 255-r, 255-g, 255-b

@@ -42,67 +42,98 @@ func clampU8(v int32) uint8 {
 // stride) by the integer factors hs×vs to w×h the way libjpeg-turbo does.
 func upsampleChroma(p []uint8, stride, cw, ch, hs, vs, w, h int) []uint8 {
 	out := make([]uint8, w*h)
-	row := func(r int) []uint8 {
-		r = max(0, min(r, ch-1))
-		return p[r*stride : r*stride+cw]
-	}
-	// libjpeg-turbo's jinit_upsampler: the triangle filters for 2:1
-	// horizontal (only when the subsampled width is > 2), 2:1 vertical and
-	// 2:1 both ways; the box filter (sample replication) for 1:1, the narrow
-	// cases and every other integer ratio (int_upsample).
-	fancy := (hs == 2 && vs <= 2 && cw > 2) || (hs == 1 && vs == 2)
-	line := make([]uint8, 2*cw+2)
-	sums := make([]int32, cw)
+	u := newUpsampler(p, stride, cw, ch, hs, vs)
 	for y := 0; y < h; y++ {
-		dst := out[y*w : (y+1)*w]
-		near := row(y / vs)
-		switch {
-		case !fancy:
-			for x := range dst {
-				dst[x] = near[x/hs]
-			}
-		case hs == 2 && vs == 2: // h2v2_fancy_upsample
-			far := row(y/2 - 1)
-			if y%2 == 1 {
-				far = row(y/2 + 1)
-			}
-			for c := 0; c < cw; c++ {
-				sums[c] = 3*int32(near[c]) + int32(far[c])
-			}
-			line[0] = uint8((sums[0]*4 + 8) >> 4)
-			line[1] = uint8((sums[0]*3 + sums[1] + 7) >> 4)
-			for c := 1; c < cw-1; c++ {
-				line[2*c] = uint8((sums[c]*3 + sums[c-1] + 8) >> 4)
-				line[2*c+1] = uint8((sums[c]*3 + sums[c+1] + 7) >> 4)
-			}
-			c := cw - 1
-			line[2*c] = uint8((sums[c]*3 + sums[c-1] + 8) >> 4)
-			line[2*c+1] = uint8((sums[c]*4 + 7) >> 4)
-			copy(dst, line[:w])
-		case hs == 2: // h2v1_fancy_upsample
-			in := near
-			line[0] = in[0]
-			line[1] = uint8((int32(in[0])*3 + int32(in[1]) + 2) >> 2)
-			for c := 1; c < cw-1; c++ {
-				v := int32(in[c]) * 3
-				line[2*c] = uint8((v + int32(in[c-1]) + 1) >> 2)
-				line[2*c+1] = uint8((v + int32(in[c+1]) + 2) >> 2)
-			}
-			c := cw - 1
-			line[2*c] = uint8((int32(in[c])*3 + int32(in[c-1]) + 1) >> 2)
-			line[2*c+1] = in[c]
-			copy(dst, line[:w])
-		default: // vs == 2, hs == 1: h1v2_fancy_upsample
-			far, bias := row(y/2-1), int32(1)
-			if y%2 == 1 {
-				far, bias = row(y/2+1), 2
-			}
-			for x := range dst {
-				dst[x] = uint8((3*int32(near[x]) + int32(far[x]) + bias) >> 2)
-			}
-		}
+		u.row(out[y*w:(y+1)*w], y)
 	}
 	return out
+}
+
+// upsampler produces the rows of one upsampled plane.
+type upsampler struct {
+	p              []uint8
+	stride, cw, ch int
+	hs, vs         int
+	fancy          bool
+	line           []uint8
+	sums           []int32
+}
+
+func newUpsampler(p []uint8, stride, cw, ch, hs, vs int) *upsampler {
+	return &upsampler{
+		p: p, stride: stride, cw: cw, ch: ch, hs: hs, vs: vs,
+		// libjpeg-turbo's jinit_upsampler: the triangle filters for 2:1
+		// horizontal (only when the subsampled width is > 2), 2:1 vertical
+		// and 2:1 both ways; the box filter (sample replication) for 1:1,
+		// the narrow cases and every other integer ratio (int_upsample).
+		fancy: (hs == 2 && vs <= 2 && cw > 2) || (hs == 1 && vs == 2),
+		line:  make([]uint8, 2*cw+2),
+		sums:  make([]int32, cw),
+	}
+}
+
+// in returns input row r, clamped to the plane (libjpeg replicates the first
+// and last rows as context).
+func (u *upsampler) in(r int) []uint8 {
+	r = max(0, min(r, u.ch-1))
+	return u.p[r*u.stride : r*u.stride+u.cw]
+}
+
+// row writes output row y (len(dst) output samples).
+func (u *upsampler) row(dst []uint8, y int) {
+	hs, vs, cw, line, sums := u.hs, u.vs, u.cw, u.line, u.sums
+	near := u.in(y / vs)
+	switch {
+	case !u.fancy:
+		if hs == 1 {
+			copy(dst, near)
+			return
+		}
+		for x := range dst {
+			dst[x] = near[x/hs]
+		}
+	case hs == 2 && vs == 2: // h2v2_fancy_upsample
+		far := u.in(y/2 - 1)
+		if y%2 == 1 {
+			far = u.in(y/2 + 1)
+		}
+		for c := 0; c < cw; c++ {
+			sums[c] = 3*int32(near[c]) + int32(far[c])
+		}
+		line[0] = uint8((sums[0]*4 + 8) >> 4)
+		line[1] = uint8((sums[0]*3 + sums[1] + 7) >> 4)
+		for c := 1; c < cw-1; c++ {
+			line[2*c] = uint8((sums[c]*3 + sums[c-1] + 8) >> 4)
+			line[2*c+1] = uint8((sums[c]*3 + sums[c+1] + 7) >> 4)
+		}
+		c := cw - 1
+		line[2*c] = uint8((sums[c]*3 + sums[c-1] + 8) >> 4)
+		line[2*c+1] = uint8((sums[c]*4 + 7) >> 4)
+		copy(dst, line)
+	case hs == 2: // h2v1_fancy_upsample
+		in := near
+		line[0] = in[0]
+		line[1] = uint8((int32(in[0])*3 + int32(in[1]) + 2) >> 2)
+		for c := 1; c < cw-1; c++ {
+			v := int32(in[c]) * 3
+			line[2*c] = uint8((v + int32(in[c-1]) + 1) >> 2)
+			line[2*c+1] = uint8((v + int32(in[c+1]) + 2) >> 2)
+		}
+		c := cw - 1
+		line[2*c] = uint8((int32(in[c])*3 + int32(in[c-1]) + 1) >> 2)
+		line[2*c+1] = in[c]
+		copy(dst, line)
+	default: // vs == 2, hs == 1: h1v2_fancy_upsample
+		far, bias := u.in(y/2-1), int32(1)
+		if y%2 == 1 {
+			far, bias = u.in(y/2+1), 2
+		}
+		far = far[:len(dst)]
+		near = near[:len(dst)]
+		for x := range dst {
+			dst[x] = uint8((3*int32(near[x]) + int32(far[x]) + bias) >> 2)
+		}
+	}
 }
 
 // jpegYCbCrToRGB converts a YCbCr image decoded by image/jpeg like
@@ -155,6 +186,18 @@ func jpegYCCRowsToRGB(out *RGB, yp []uint8, ys int, cb []uint8, cbs int, cr []ui
 
 // jpegYCCToRGB converts one sample like libjpeg's ycc_rgb_convert.
 func jpegYCCToRGB(yv, b, r uint8) (uint8, uint8, uint8) {
-	Y := int32(yv)
-	return clampU8(Y + jpegCrR[r]), clampU8(Y + (jpegCbG[b]+jpegCrG[r])>>16), clampU8(Y + jpegCbB[b])
+	Y := int32(yv) + rangeLimitOffset
+	return rangeLimit[Y+jpegCrR[r]], rangeLimit[Y+(jpegCbG[b]+jpegCrG[r])>>16], rangeLimit[Y+jpegCbB[b]]
 }
+
+// rangeLimit[v+rangeLimitOffset] clamps v to 0..255 for the sums that the
+// colour conversion can produce (−227..482), like libjpeg's
+// sample_range_limit table.
+const rangeLimitOffset = 256
+
+var rangeLimit = func() (t [1024]uint8) {
+	for i := range t {
+		t[i] = clampU8(int32(i - rangeLimitOffset))
+	}
+	return t
+}()

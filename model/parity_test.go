@@ -115,37 +115,74 @@ func TestParityWithTransformers(t *testing.T) {
 				p    protocolFixture
 			}{{"hf", fx.HF}, {"blip", fx.BLIP}} {
 				t.Run(proto.name, func(t *testing.T) {
-					p := proto.p
-					assertClose(t, "image embeddings", imgEmb, p.ImageEmbeds, parityTol)
-					txtEmb, err := m.TextEmbeddings(ctx, batchOf(p.InputIDs))
-					if err != nil {
-						t.Fatal(err)
-					}
-					assertClose(t, "text embeddings", txtEmb, p.TextEmbeds, parityTol)
-					nTxt := len(p.InputIDs)
-					d := m.Config().ImageTextHiddenSize
-					itc := make([]float32, nImg*nTxt)
-					for i := 0; i < nImg; i++ {
-						for j := 0; j < nTxt; j++ {
-							var s float32
-							for k := 0; k < d; k++ {
-								s += imgEmb[i*d+k] * txtEmb[j*d+k]
-							}
-							itc[i*nTxt+j] = s
-						}
-					}
-					assertClose(t, "ITC", itc, p.ITC, parityTol)
-					var logits []float32
-					for i := 0; i < nImg; i++ {
-						l, err := m.ITMLogits(ctx, feats, i, batchOf(p.ITMInputIDs))
-						if err != nil {
-							t.Fatal(err)
-						}
-						logits = append(logits, l...)
-					}
-					assertClose(t, "ITM logits", logits, p.ITMLogits, parityTol)
+					checkProtocol(ctx, t, m, feats, imgEmb, nImg, proto.p)
 				})
 			}
+		})
+	}
+}
+
+// checkProtocol compares embeddings, ITC and ITM logits of nImg encoded
+// images (feats, imgEmb) with one protocol's references.
+func checkProtocol(ctx context.Context, t *testing.T, m *Model, feats *ImageFeatures, imgEmb []float32, nImg int, p protocolFixture) {
+	t.Helper()
+	assertClose(t, "image embeddings", imgEmb, p.ImageEmbeds, parityTol)
+	txtEmb, err := m.TextEmbeddings(ctx, batchOf(p.InputIDs))
+	if err != nil {
+		t.Fatal(err)
+	}
+	assertClose(t, "text embeddings", txtEmb, p.TextEmbeds, parityTol)
+	nTxt := len(p.InputIDs)
+	d := m.Config().ImageTextHiddenSize
+	itc := make([]float32, nImg*nTxt)
+	for i := 0; i < nImg; i++ {
+		for j := 0; j < nTxt; j++ {
+			var s float32
+			for k := 0; k < d; k++ {
+				s += imgEmb[i*d+k] * txtEmb[j*d+k]
+			}
+			itc[i*nTxt+j] = s
+		}
+	}
+	assertClose(t, "ITC", itc, p.ITC, parityTol)
+	var logits []float32
+	for i := 0; i < nImg; i++ {
+		l, err := m.ITMLogits(ctx, feats, i, batchOf(p.ITMInputIDs))
+		if err != nil {
+			t.Fatal(err)
+		}
+		logits = append(logits, l...)
+	}
+	assertClose(t, "ITM logits", logits, p.ITMLogits, parityTol)
+}
+
+// TestParityJPEG: a photo-like 4:2:0 JPEG, decoded by imageproc's own JPEG
+// decoder, gives transformers' pixel_values exactly (transformers got them
+// through Pillow's libjpeg-turbo) and its embeddings, ITC and ITM logits at
+// the same 1e-4 tolerance as the PNG images.
+func TestParityJPEG(t *testing.T) {
+	f := loadFixtures(t)
+	ctx := context.Background()
+	for _, name := range []string{"tiny-base", "tiny-large"} {
+		t.Run(name, func(t *testing.T) {
+			jc := f.Models[name].JPEG
+			if jc == nil {
+				t.Fatal("expected.json has no jpeg case (rerun testdata/models/make_fixtures.py)")
+			}
+			m, w := openTiny(t, name)
+			defer w.Close()
+			defer m.Close()
+			px := fixturePixels(t, modelFixture{Images: []string{jc.Image}, PixelSHA256: []string{jc.PixelSHA256}})
+			feats, err := m.EncodeImages(ctx, px, 1)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer feats.Free()
+			imgEmb, err := m.ImageEmbeddings(ctx, feats)
+			if err != nil {
+				t.Fatal(err)
+			}
+			checkProtocol(ctx, t, m, feats, imgEmb, 1, jc.HF)
 		})
 	}
 }
