@@ -611,13 +611,17 @@ func (d *jpegDecoder) scanData(comps []*jpegComponent, ss, se, ah, al uint8) err
 // keeps what earlier scans gave it.
 func (d *jpegDecoder) block(c *jpegComponent, bx, by int, ss, se, ah, al uint8) error {
 	if !d.progressive {
-		d.blk = [64]int32{}
-		if !d.insufficient {
-			if err := d.br.decodeBlockSeq(&d.blk, &d.dcTab[c.td], &d.acTab[c.ta], &c.pred); err != nil {
-				return err
-			}
+		dst := c.plane[by*8*c.stride+bx*8:]
+		if d.insufficient {
+			idctFlat(0, dst, c.stride)
+			return nil
 		}
-		idctISLOW(&d.blk, c.qt, c.plane[by*8*c.stride+bx*8:], c.stride)
+		d.blk = [64]int32{}
+		if d.br.decodeBlockSeq(&d.blk, &d.dcTab[c.td], &d.acTab[c.ta], &c.pred) {
+			idctISLOW(&d.blk, c.qt, dst, c.stride)
+		} else {
+			idctFlat(d.blk[0]*c.qt[0], dst, c.stride)
+		}
 		return nil
 	}
 	if d.insufficient {
@@ -718,7 +722,8 @@ func (d *jpegDecoder) output() *RGB {
 		case nc == 3 && transform:
 			yr, cb, cr := rows[0][:w], rows[1][:w], rows[2][:w]
 			for x := range yr {
-				dst[3*x], dst[3*x+1], dst[3*x+2] = jpegYCCToRGB(yr[x], cb[x], cr[x])
+				p := dst[3*x : 3*x+3 : 3*x+3]
+				p[0], p[1], p[2] = jpegYCCToRGB(yr[x], cb[x], cr[x])
 			}
 		case nc == 3:
 			r, g, b := rows[0][:w], rows[1][:w], rows[2][:w]

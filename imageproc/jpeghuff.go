@@ -17,6 +17,9 @@ type huffTable struct {
 	maxcode [18]int32 // largest code of each length, −1 if none; [17] sentinel
 	valptr  [17]int32 // index in vals of the first code of each length minus that code
 	vals    [256]uint8
+	// fastAC maps the next huffLookBits bits, when they hold a whole AC
+	// code and its value, to value<<16 | run<<8 | bits used; 0 otherwise.
+	fastAC  [1 << huffLookBits]int32
 	defined bool
 }
 
@@ -52,6 +55,18 @@ func (t *huffTable) build(counts []uint8, syms []uint8, dc bool) error {
 		code <<= 1
 	}
 	t.maxcode[17] = 1<<31 - 1
+	for i, e := range t.lut {
+		l, rs := uint(e>>8), uint8(e)
+		r, sz := int32(rs>>4), uint(rs&15)
+		if e == 0 || sz == 0 || l+sz > huffLookBits {
+			continue
+		}
+		v := int32(i>>(huffLookBits-l-sz)) & (1<<sz - 1)
+		if v < 1<<(sz-1) {
+			v += -1<<sz + 1
+		}
+		t.fastAC[i] = v<<16 | r<<8 | int32(l+sz)
+	}
 	if dc {
 		for _, s := range syms {
 			if s > 15 {
@@ -154,6 +169,12 @@ func (b *bitReader) decode(t *huffTable) uint8 {
 		b.n -= uint(e >> 8)
 		return uint8(e)
 	}
+	return b.decodeLong(t)
+}
+
+// decodeLong decodes a code longer than huffLookBits; at least 17 bits must
+// be buffered.
+func (b *bitReader) decodeLong(t *huffTable) uint8 {
 	for l := uint(huffLookBits + 1); l <= 16; l++ {
 		code := int32(b.acc>>(b.n-l)) & (1<<l - 1)
 		if code <= t.maxcode[l] {
@@ -163,6 +184,31 @@ func (b *bitReader) decode(t *huffTable) uint8 {
 	}
 	b.n -= 17
 	return 0
+}
+
+// symbolAndValue decodes a symbol whose low 4 bits give the size s of the
+// value that follows, and that value (sign-extended, Annex F EXTEND), with
+// one buffer check: the hot path of sequential decoding.
+func (b *bitReader) symbolAndValue(t *huffTable) (sym uint8, v int32) {
+	if b.n < 33 {
+		b.fill()
+	}
+	if e := t.lut[(b.acc>>(b.n-huffLookBits))&(1<<huffLookBits-1)]; e != 0 {
+		b.n -= uint(e >> 8)
+		sym = uint8(e)
+	} else {
+		sym = b.decodeLong(t)
+	}
+	s := uint(sym & 15)
+	if s == 0 {
+		return sym, 0
+	}
+	b.n -= s
+	v = int32(b.acc>>b.n) & (1<<s - 1)
+	if v < 1<<(s-1) {
+		v += -1<<s + 1
+	}
+	return sym, v
 }
 
 // zigzag maps the position of a coefficient in the zig-zag sequence to its
@@ -184,12 +230,25 @@ var zigzag = [80]uint8{
 
 // decodeBlockSeq decodes one block of a sequential scan into blk (natural
 // order, zeroed by the caller); pred is the component's DC predictor.
-func (b *bitReader) decodeBlockSeq(blk *[64]int32, dc, ac *huffTable, pred *int32) error {
-	s := b.decode(dc)
-	*pred += b.receiveExtend(s)
+//
+// It reports whether any AC coefficient was decoded (else the block is flat).
+func (b *bitReader) decodeBlockSeq(blk *[64]int32, dc, ac *huffTable, pred *int32) (hasAC bool) {
+	_, diff := b.symbolAndValue(dc)
+	*pred += diff
 	blk[0] = int32(int16(*pred))
 	for k := 1; k < 64; {
-		rs := b.decode(ac)
+		if b.n < 16 {
+			b.fill()
+		}
+		if f := ac.fastAC[(b.acc>>(b.n-huffLookBits))&(1<<huffLookBits-1)]; f != 0 {
+			b.n -= uint(f & 0xff)
+			k += int(f>>8) & 15
+			blk[zigzag[k]] = f >> 16
+			hasAC = true
+			k++
+			continue
+		}
+		rs, v := b.symbolAndValue(ac)
 		r, s := int(rs>>4), rs&15
 		if s == 0 {
 			if r != 15 {
@@ -199,10 +258,11 @@ func (b *bitReader) decodeBlockSeq(blk *[64]int32, dc, ac *huffTable, pred *int3
 			continue
 		}
 		k += r
-		blk[zigzag[k]] = int32(int16(b.receiveExtend(s)))
+		blk[zigzag[k]] = int32(int16(v))
+		hasAC = true
 		k++
 	}
-	return nil
+	return hasAC
 }
 
 // Progressive decoding (Annex G.1.2.1–G.1.2.3); coefficients are kept as

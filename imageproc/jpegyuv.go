@@ -67,8 +67,6 @@ func newUpsampler(p []uint8, stride, cw, ch, hs, vs int) *upsampler {
 		// and 2:1 both ways; the box filter (sample replication) for 1:1,
 		// the narrow cases and every other integer ratio (int_upsample).
 		fancy: (hs == 2 && vs <= 2 && cw > 2) || (hs == 1 && vs == 2),
-		line:  make([]uint8, 2*cw+2),
-		sums:  make([]int32, cw),
 	}
 }
 
@@ -81,8 +79,9 @@ func (u *upsampler) in(r int) []uint8 {
 
 // row writes output row y (len(dst) output samples).
 func (u *upsampler) row(dst []uint8, y int) {
-	hs, vs, cw, line, sums := u.hs, u.vs, u.cw, u.line, u.sums
+	hs, vs, cw := u.hs, u.vs, u.cw
 	near := u.in(y / vs)
+	full := dst
 	switch {
 	case !u.fancy:
 		if hs == 1 {
@@ -92,37 +91,44 @@ func (u *upsampler) row(dst []uint8, y int) {
 		for x := range dst {
 			dst[x] = near[x/hs]
 		}
-	case hs == 2 && vs == 2: // h2v2_fancy_upsample
+	case hs == 2 && vs == 2: // h2v2_fancy_upsample (cw > 2)
 		far := u.in(y/2 - 1)
 		if y%2 == 1 {
 			far = u.in(y/2 + 1)
 		}
-		for c := 0; c < cw; c++ {
-			sums[c] = 3*int32(near[c]) + int32(far[c])
-		}
-		line[0] = uint8((sums[0]*4 + 8) >> 4)
-		line[1] = uint8((sums[0]*3 + sums[1] + 7) >> 4)
+		// Column sums 3·near + far, then 3:1 horizontally; the output
+		// width is 2·cw or 2·cw − 1.
+		near, far = near[:cw], far[:cw]
+		dst = dst[:2*cw-1]
+		prev := 3*int32(near[0]) + int32(far[0])
+		cur := 3*int32(near[1]) + int32(far[1])
+		dst[0] = uint8((prev*4 + 8) >> 4)
+		dst[1] = uint8((prev*3 + cur + 7) >> 4)
 		for c := 1; c < cw-1; c++ {
-			line[2*c] = uint8((sums[c]*3 + sums[c-1] + 8) >> 4)
-			line[2*c+1] = uint8((sums[c]*3 + sums[c+1] + 7) >> 4)
+			next := 3*int32(near[c+1]) + int32(far[c+1])
+			dst[2*c] = uint8((cur*3 + prev + 8) >> 4)
+			dst[2*c+1] = uint8((cur*3 + next + 7) >> 4)
+			prev, cur = cur, next
 		}
-		c := cw - 1
-		line[2*c] = uint8((sums[c]*3 + sums[c-1] + 8) >> 4)
-		line[2*c+1] = uint8((sums[c]*4 + 7) >> 4)
-		copy(dst, line)
-	case hs == 2: // h2v1_fancy_upsample
-		in := near
-		line[0] = in[0]
-		line[1] = uint8((int32(in[0])*3 + int32(in[1]) + 2) >> 2)
+		dst[2*cw-2] = uint8((cur*3 + prev + 8) >> 4)
+		if len(full) >= 2*cw {
+			full[2*cw-1] = uint8((cur*4 + 7) >> 4)
+		}
+	case hs == 2: // h2v1_fancy_upsample (cw > 2)
+		in := near[:cw]
+		dst = dst[:2*cw-1]
+		dst[0] = in[0]
+		dst[1] = uint8((int32(in[0])*3 + int32(in[1]) + 2) >> 2)
 		for c := 1; c < cw-1; c++ {
 			v := int32(in[c]) * 3
-			line[2*c] = uint8((v + int32(in[c-1]) + 1) >> 2)
-			line[2*c+1] = uint8((v + int32(in[c+1]) + 2) >> 2)
+			dst[2*c] = uint8((v + int32(in[c-1]) + 1) >> 2)
+			dst[2*c+1] = uint8((v + int32(in[c+1]) + 2) >> 2)
 		}
 		c := cw - 1
-		line[2*c] = uint8((int32(in[c])*3 + int32(in[c-1]) + 1) >> 2)
-		line[2*c+1] = in[c]
-		copy(dst, line)
+		dst[2*c] = uint8((int32(in[c])*3 + int32(in[c-1]) + 1) >> 2)
+		if len(full) >= 2*cw {
+			full[2*c+1] = in[c]
+		}
 	default: // vs == 2, hs == 1: h1v2_fancy_upsample
 		far, bias := u.in(y/2-1), int32(1)
 		if y%2 == 1 {
@@ -187,7 +193,9 @@ func jpegYCCRowsToRGB(out *RGB, yp []uint8, ys int, cb []uint8, cbs int, cr []ui
 // jpegYCCToRGB converts one sample like libjpeg's ycc_rgb_convert.
 func jpegYCCToRGB(yv, b, r uint8) (uint8, uint8, uint8) {
 	Y := int32(yv) + rangeLimitOffset
-	return rangeLimit[Y+jpegCrR[r]], rangeLimit[Y+(jpegCbG[b]+jpegCrG[r])>>16], rangeLimit[Y+jpegCbB[b]]
+	// The masks change nothing (the sums are within 0..1023); they let the
+	// compiler drop the bounds checks.
+	return rangeLimit[(Y+jpegCrR[r])&1023], rangeLimit[(Y+(jpegCbG[b]+jpegCrG[r])>>16)&1023], rangeLimit[(Y+jpegCbB[b])&1023]
 }
 
 // rangeLimit[v+rangeLimitOffset] clamps v to 0..255 for the sums that the
