@@ -61,8 +61,10 @@ func DecodeFile(path string, maxPixels int) (*RGB, error) {
 // ErrCorrupt and unsupported variants ErrUnsupported; read errors from r are
 // returned wrapped. Every error names name.
 //
-// JPEG YCbCr data is upsampled and converted like libjpeg-turbo (the IDCT
-// still differs, by a few levels). Lossy WebP is converted from YUV like libwebp (fancy upsampling, BT.601
+// JPEG is decoded by this package's own decoder, to the same RGB bytes as
+// Pillow's libjpeg-turbo (see jpeg.go); a JPEG that ends early, even if only
+// its EOI marker is missing, is refused with ErrTruncated as Pillow refuses
+// it. Lossy WebP is converted from YUV like libwebp (fancy upsampling, BT.601
 // limited range), not with Go's JFIF conversion. GIF follows Pillow: the first frame is placed on the logical screen, the
 // area outside the frame takes the colour of the transparency index (or of
 // index 0), and the transparent palette entry keeps its RGB. 16-bit grey PNGs

@@ -561,14 +561,17 @@ func (d *jpegDecoder) scanData(comps []*jpegComponent, ss, se, ah, al uint8) err
 	left := d.restart
 	for m := 0; m < total; m++ {
 		if d.restart > 0 && left == 0 {
-			if err := d.restartMarker(); err != nil {
+			found, err := d.restartMarker()
+			if err != nil {
 				return err
 			}
 			for _, c := range comps {
 				c.pred = 0
 			}
 			d.eobrun = 0
-			d.insufficient = false
+			// libjpeg keeps the out-of-data state when the restart marker
+			// is missing (the next interval is then empty too).
+			d.insufficient = d.insufficient && !found
 			left = d.restart
 		}
 		left--
@@ -646,7 +649,10 @@ func (d *jpegDecoder) block(c *jpegComponent, bx, by int, ss, se, ah, al uint8) 
 // intervals. Like libjpeg, a missing or out-of-sequence marker is not fatal:
 // a following RSTn is consumed, any other marker is left for the scan loop
 // and the interval decodes as zeros.
-func (d *jpegDecoder) restartMarker() error {
+//
+// (libjpeg's resynchronisation after damaged restart sequences, which can
+// skip data up to a later marker, is simplified to this.)
+func (d *jpegDecoder) restartMarker() (found bool, err error) {
 	d.br.reset()
 	p := d.br.pos
 	for p < len(d.data) && d.data[p] == 0xff && p+1 < len(d.data) && d.data[p+1] == 0xff {
@@ -654,12 +660,13 @@ func (d *jpegDecoder) restartMarker() error {
 	}
 	if p+1 >= len(d.data) {
 		d.br.eof = true
-		return jpegErr(ErrTruncated, "data ends inside a scan")
+		return false, jpegErr(ErrTruncated, "data ends inside a scan")
 	}
 	if d.data[p] == 0xff && d.data[p+1] >= 0xd0 && d.data[p+1] <= 0xd7 {
 		d.br.pos = p + 2
+		return true, nil
 	}
-	return nil
+	return false, nil
 }
 
 // output upsamples and colour-converts the decoded planes.
@@ -669,7 +676,7 @@ func (d *jpegDecoder) output() *RGB {
 		for ci := range d.comps {
 			c := &d.comps[ci]
 			if c.qt == nil {
-				continue // never scanned: stays zero like libjpeg's buffer
+				continue // never scanned: filled below
 			}
 			for by := 0; by < c.bh; by++ {
 				for bx := 0; bx < c.bw; bx++ {
@@ -681,6 +688,15 @@ func (d *jpegDecoder) output() *RGB {
 				}
 			}
 			c.coefs = nil
+		}
+	}
+	for i := range d.comps {
+		if c := &d.comps[i]; c.qt == nil {
+			// A component no scan carried: libjpeg's zeroed coefficients
+			// (and zeroed multipliers) give mid-grey.
+			for j := range c.plane {
+				c.plane[j] = 128
+			}
 		}
 	}
 	w, h := d.w, d.h

@@ -188,6 +188,10 @@ def main():
     rgb = pil_jpeg(sm, quality=90, keep_rgb=True)
     case("smooth_131x97_rgb.jpg", rgb, "keep_rgb: RGB components, Adobe transform 0")
     case("smooth_131x97_rgb_as_ycc.jpg", set_adobe_transform(rgb, 1), "Adobe transform 1: YCbCr")
+    jfif = pil_jpeg(sm, quality=90, subsampling=0)[2:20]  # SOI, then Pillow's 18-byte JFIF APP0
+    assert jfif[:2] == b"\xff\xe0" and jfif[4:9] == b"JFIF\x00"
+    case("smooth_131x97_rgb_jfif.jpg", rgb[:2] + jfif + rgb[2:],
+         "JFIF and Adobe transform 0: JFIF wins, YCbCr (libjpeg's precedence)")
     nojfif = strip_markers(pil_jpeg(sm, quality=90, subsampling=0), {0xE0})
     case("smooth_131x97_nojfif.jpg", nojfif, "no JFIF, component IDs 1,2,3: YCbCr")
     case("smooth_131x97_nojfif_rgbids.jpg", set_component_ids(nojfif, b"RGB"), "no JFIF or Adobe, IDs 'R','G','B': RGB")
@@ -219,6 +223,12 @@ def main():
          "progressive with a restart interval of 2")
     case("photo_123x77_420_rst3.jpg", jpegtran(base, "-restart", "3B"), "restart interval of 3 MCUs")
     case("photo_123x77_420_noopt.jpg", cjpeg(ph, "-quality", "85"), "cjpeg default tables")
+    seq = jpegtran(base, scans="0: 0-63, 0, 0;\n1: 0-63, 0, 0;\n2: 0-63, 0, 0;\n")
+    case("photo_123x77_420_3scans.jpg", seq, "sequential, one non-interleaved scan per component")
+    sos = [i for i in range(len(seq) - 1) if seq[i] == 0xFF and seq[i + 1] == 0xDA]
+    assert len(sos) == 3
+    case("photo_123x77_420_noscan2.jpg", seq[: sos[2]] + b"\xff\xd9",
+         "sequential, the Cr scan removed: that component decodes as zeros (mid-grey)")
 
     # Files Pillow refuses or that are damaged.
     p12 = bytearray(base)
