@@ -49,15 +49,26 @@ func openTiny(t testing.TB, name string) (*Model, *Weights) {
 // (checked through the recorded SHA-256 of pixel_values).
 func fixturePixels(t testing.TB, fx modelFixture) []float32 {
 	t.Helper()
+	paths := make([]string, len(fx.Images))
+	for i, name := range fx.Images {
+		paths[i] = filepath.Join(fixtureDir, "images", name)
+	}
+	return pixelsChecked(t, paths, fx.PixelSHA256)
+}
+
+// pixelsChecked preprocesses the images at paths and checks each against the
+// SHA-256 of transformers' pixel_values.
+func pixelsChecked(t testing.TB, paths, sha []string) []float32 {
+	t.Helper()
 	pre := imageproc.DefaultConfig()
 	var all []float32
-	for i, name := range fx.Images {
-		px, err := pre.Load(filepath.Join(fixtureDir, "images", name), imageproc.DefaultMaxPixels)
+	for i, path := range paths {
+		px, err := pre.Load(path, imageproc.DefaultMaxPixels)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if got := pixelHash(px); got != fx.PixelSHA256[i] {
-			t.Fatalf("%s: pixel_values differ from transformers' (sha256 %s, want %s)", name, got, fx.PixelSHA256[i])
+		if got := pixelHash(px); got != sha[i] {
+			t.Fatalf("%s: pixel_values differ from transformers' (sha256 %s, want %s)", path, got, sha[i])
 		}
 		all = append(all, px...)
 	}
@@ -99,17 +110,9 @@ func TestParityWithTransformers(t *testing.T) {
 			if got := m.Config().NumParams(); got != fx.NumParams {
 				t.Errorf("NumParams = %d, transformers counts %d", got, fx.NumParams)
 			}
-			px := fixturePixels(t, fx)
 			nImg := len(fx.Images)
-			feats, err := m.EncodeImages(ctx, px, nImg)
-			if err != nil {
-				t.Fatal(err)
-			}
+			feats, imgEmb := encodeFixture(ctx, t, m, fixturePixels(t, fx), nImg)
 			defer feats.Free()
-			imgEmb, err := m.ImageEmbeddings(ctx, feats)
-			if err != nil {
-				t.Fatal(err)
-			}
 			for _, proto := range []struct {
 				name string
 				p    protocolFixture
@@ -120,6 +123,22 @@ func TestParityWithTransformers(t *testing.T) {
 			}
 		})
 	}
+}
+
+// encodeFixture encodes n preprocessed images and returns their features
+// (the caller frees them, before closing the model) and ITC embeddings.
+func encodeFixture(ctx context.Context, t *testing.T, m *Model, px []float32, n int) (*ImageFeatures, []float32) {
+	t.Helper()
+	feats, err := m.EncodeImages(ctx, px, n)
+	if err != nil {
+		t.Fatal(err)
+	}
+	imgEmb, err := m.ImageEmbeddings(ctx, feats)
+	if err != nil {
+		feats.Free()
+		t.Fatal(err)
+	}
+	return feats, imgEmb
 }
 
 // checkProtocol compares embeddings, ITC and ITM logits of nImg encoded
@@ -172,16 +191,9 @@ func TestParityJPEG(t *testing.T) {
 			m, w := openTiny(t, name)
 			defer w.Close()
 			defer m.Close()
-			px := fixturePixels(t, modelFixture{Images: []string{jc.Image}, PixelSHA256: []string{jc.PixelSHA256}})
-			feats, err := m.EncodeImages(ctx, px, 1)
-			if err != nil {
-				t.Fatal(err)
-			}
+			px := pixelsChecked(t, []string{filepath.Join(fixtureDir, jc.Image)}, []string{jc.PixelSHA256})
+			feats, imgEmb := encodeFixture(ctx, t, m, px, 1)
 			defer feats.Free()
-			imgEmb, err := m.ImageEmbeddings(ctx, feats)
-			if err != nil {
-				t.Fatal(err)
-			}
 			checkProtocol(ctx, t, m, feats, imgEmb, 1, jc.HF)
 		})
 	}

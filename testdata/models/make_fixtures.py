@@ -14,8 +14,8 @@ What it writes (all under testdata/models/):
                  2022 uploads do), a config.json that omits
                  text_config.num_attention_heads (so transformers' default of
                  8 applies, the base-flickr pitfall), and vocab.txt only.
-  images/        the three small PNG images the references are computed on,
-                 and photo.jpg (4:2:0, quality 75), computed on separately
+  images/        the three small PNG images the references are computed on.
+  jpeg/photo.jpg a photo-like JPEG (4:2:0, quality 75), computed on separately
                  under "jpeg" (hf protocol) to check JPEG decoding end to end.
   expected.json  per model: the images' pixel_values SHA-256, the texts, and
                  under both protocols ("hf": exactly BlipForImageTextRetrieval;
@@ -84,7 +84,7 @@ def pre_caption(caption, max_words=30):
     return caption
 
 
-JPEG_IMAGE = "photo.jpg"
+JPEG_IMAGE = "jpeg/photo.jpg"  # relative to testdata/models (not in images/, which tools scan)
 
 
 def make_images(d):
@@ -218,7 +218,7 @@ def activations(model, tok, pixel_values, text):
     return {k: v.contiguous().float() for k, v in acts.items()}
 
 
-def make_jpeg(d):
+def make_jpeg():
     """A photo-like JPEG as cameras and COCO store them (4:2:0, quality 75,
     Pillow's defaults), not an upscale: gradients, shapes with soft and hard
     edges, fine texture and sensor-like noise. It is decoded by Pillow's
@@ -240,9 +240,9 @@ def make_jpeg(d):
     for i in range(12):
         x0 = 150 + 12 * i
         dr.line([(x0, 200), (x0 + 5, 150 + 3 * i)], fill=(30, 90 + 8 * i, 30), width=3)
-    name = "photo.jpg"
-    im.save(os.path.join(d, name), quality=75)
-    return name
+    os.makedirs(os.path.join(ROOT, "jpeg"), exist_ok=True)
+    im.save(os.path.join(ROOT, JPEG_IMAGE), quality=75)
+    return JPEG_IMAGE
 
 
 def build(name, vision, text, seed, fmt, omit_text_heads, image_names, images_dir, tok):
@@ -296,7 +296,7 @@ def build(name, vision, text, seed, fmt, omit_text_heads, image_names, images_di
     save_file(activations(model, tok, pixel_values, TEXTS[0]), os.path.join(d, "activations.safetensors"))
     # A real-photo-like JPEG, computed on its own (so the numbers above are
     # unchanged by it), "hf" protocol.
-    jpeg_pv = proc([Image.open(os.path.join(images_dir, JPEG_IMAGE))], return_tensors="pt")["pixel_values"].float()
+    jpeg_pv = proc([Image.open(os.path.join(ROOT, JPEG_IMAGE))], return_tensors="pt")["pixel_values"].float()
     entry["jpeg"] = {
         "image": JPEG_IMAGE,
         "pixel_sha256": hashlib.sha256(jpeg_pv[0].numpy().astype("<f4").tobytes()).hexdigest(),
@@ -329,7 +329,7 @@ def main():
     torch.set_num_threads(1)
     images_dir = os.path.join(ROOT, "images")
     image_names = make_images(images_dir)
-    assert make_jpeg(images_dir) == JPEG_IMAGE
+    make_jpeg()
     tok = BertTokenizer(vocab_file=VOCAB, do_lower_case=True, model_max_length=512)
     expected = {
         "versions": {"torch": torch.__version__, "transformers": __import__("transformers").__version__,
