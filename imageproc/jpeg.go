@@ -90,6 +90,11 @@ type jpegDecoder struct {
 	br           bitReader
 	blk          [64]int32
 	insufficient bool
+
+	out     *RGB
+	outDone int // rows of out converted so far
+	ups     []*upsampler
+	bufs    [][]uint8
 }
 
 // jpegConfig reads the header of a JPEG up to its frame header and returns
@@ -559,6 +564,13 @@ func (d *jpegDecoder) scanData(comps []*jpegComponent, ss, se, ah, al uint8) err
 	}
 	total := mx * my
 	left := d.restart
+	// A sequential first scan carrying every component is the whole image
+	// (as in libjpeg's single-pass mode): convert rows as they complete.
+	stream := !d.progressive && d.scans == 1 && len(comps) == len(d.comps)
+	rowsPerMCU := 8 * d.vmax // output rows per MCU row
+	if len(comps) == 1 {
+		rowsPerMCU = 8 * d.vmax / comps[0].v
+	}
 	for m := 0; m < total; m++ {
 		if d.restart > 0 && left == 0 {
 			found, err := d.restartMarker()
@@ -596,6 +608,9 @@ func (d *jpegDecoder) scanData(comps []*jpegComponent, ss, se, ah, al uint8) err
 		}
 		if d.br.overrun() {
 			d.insufficient = true
+		}
+		if stream && mcuX == mx-1 {
+			d.emitRows(min(d.h, rowsPerMCU*mcuY)) // one MCU row behind: the upsampling context is decoded
 		}
 	}
 	if d.br.eof && d.br.overrun() {
@@ -699,37 +714,45 @@ func (d *jpegDecoder) output() *RGB {
 			}
 		}
 	}
-	w, h := d.w, d.h
-	// Each output row takes one full-resolution row of every component:
-	// straight from its plane, or upsampled into a row buffer.
+	d.emitRows(d.h)
+	return d.out
+}
+
+// emitRows converts output rows d.outDone..y1-1 into d.out (allocated, with
+// the upsamplers, on the first call). A single-scan sequential image is
+// converted one MCU row behind the decoding, while its samples are still in
+// cache; other images at the end.
+func (d *jpegDecoder) emitRows(y1 int) {
+	w := d.w
 	nc := len(d.comps)
-	ups := make([]*upsampler, nc)
-	bufs := make([][]uint8, nc)
-	for i := range d.comps {
-		c := &d.comps[i]
-		hs, vs := d.hmax/c.h, d.vmax/c.v
-		if hs != 1 || vs != 1 {
-			ups[i] = newUpsampler(c.plane, c.stride, c.cw, c.ch, hs, vs)
-			bufs[i] = make([]uint8, w)
+	if d.out == nil {
+		// Each output row takes one full-resolution row of every
+		// component: straight from its plane, or upsampled into a buffer.
+		d.ups = make([]*upsampler, nc)
+		d.bufs = make([][]uint8, nc)
+		for i := range d.comps {
+			c := &d.comps[i]
+			hs, vs := d.hmax/c.h, d.vmax/c.v
+			if hs != 1 || vs != 1 {
+				d.ups[i] = newUpsampler(c.plane, c.stride, c.cw, c.ch, hs, vs)
+				d.bufs[i] = make([]uint8, w)
+			}
 		}
+		d.out = NewRGB(w, d.h)
 	}
 	var rows [jpegMaxComps][]uint8
-	rowsAt := func(y int) {
+	transform := d.colorTransform()
+	for y := d.outDone; y < y1; y++ {
 		for i := range d.comps {
-			if ups[i] != nil {
-				ups[i].row(bufs[i], y)
-				rows[i] = bufs[i]
+			if d.ups[i] != nil {
+				d.ups[i].row(d.bufs[i], y)
+				rows[i] = d.bufs[i]
 			} else {
 				c := &d.comps[i]
 				rows[i] = c.plane[y*c.stride : y*c.stride+w]
 			}
 		}
-	}
-	out := NewRGB(w, h)
-	transform := d.colorTransform()
-	for y := 0; y < h; y++ {
-		rowsAt(y)
-		dst := out.Pix[3*y*w : 3*(y+1)*w]
+		dst := d.out.Pix[3*y*w : 3*(y+1)*w]
 		switch {
 		case nc == 1:
 			for x, v := range rows[0][:w] {
@@ -760,7 +783,7 @@ func (d *jpegDecoder) output() *RGB {
 			}
 		}
 	}
-	return out
+	d.outDone = max(d.outDone, y1)
 }
 
 // colorTransform reports whether libjpeg would treat a 3-component frame as

@@ -212,6 +212,8 @@ def main():
     for samp, tag in (("1x2", "440"), ("4x1", "411"), ("4x2", "410"), ("2x1,1x2,1x1", "mixed"),
                       ("1x1,2x2,1x1", "chroma_bigger"), ("3x1", "311"), ("2x2,1x1,2x1", "h1v2")):
         case(f"photo_123x77_{tag}.jpg", cjpeg(ph, "-quality", "85", "-sample", samp), f"cjpeg -sample {samp}")
+    case("smooth_131x97_gray_2x2.jpg", cjpeg(sm, "-grayscale", "-sample", "2x2"),
+         "grayscale with sampling factors 2x2 (a non-interleaved scan of 8-row block rows)")
     case("odd_5x3_440.jpg", cjpeg(photo(5, 3, seed=53), "-sample", "1x2"), "cjpeg 4:4:0, odd size")
     case("odd_9x5_411.jpg", cjpeg(photo(9, 5, seed=95), "-sample", "4x1"), "cjpeg 4:1:1, odd size")
     base = pil_jpeg(ph, quality=85, subsampling=2)
