@@ -8,6 +8,7 @@ import (
 	"math"
 	"math/rand/v2"
 	"testing"
+	"time"
 )
 
 // benchPhotoJPEG encodes a photo-like w×h image (gradients, edges, texture,
@@ -78,6 +79,44 @@ func BenchmarkJPEGDecode(b *testing.B) {
 					b.Fatal("no conversion")
 				}
 			}
+		})
+	}
+}
+
+// BenchmarkJPEGDecodeInterleaved runs the three decoders of
+// BenchmarkJPEGDecode alternately on the same file in every iteration and
+// reports each one's fastest time and the speed ratios (image/jpeg's time
+// over blipcuda's): on a shared, loaded machine the minimum of interleaved
+// runs is far steadier than separate benchmarks.
+func BenchmarkJPEGDecodeInterleaved(b *testing.B) {
+	for _, sz := range [][2]int{{640, 480}, {4000, 3000}} {
+		data := benchPhotoJPEG(b, sz[0], sz[1])
+		b.Run(fmt.Sprintf("%dx%d", sz[0], sz[1]), func(b *testing.B) {
+			best := [3]time.Duration{time.Hour, time.Hour, time.Hour}
+			run := func(i int, f func() error) {
+				start := time.Now()
+				if err := f(); err != nil {
+					b.Fatal(err)
+				}
+				best[i] = min(best[i], time.Since(start))
+			}
+			for b.Loop() {
+				run(0, func() error { _, err := decodeJPEG(bytes.NewReader(data), 0); return err })
+				run(1, func() error { _, err := jpeg.Decode(bytes.NewReader(data)); return err })
+				run(2, func() error {
+					m, err := jpeg.Decode(bytes.NewReader(data))
+					if err == nil && jpegYCbCrToRGB(m.(*image.YCbCr)) == nil {
+						err = fmt.Errorf("no conversion")
+					}
+					return err
+				})
+			}
+			ms := func(d time.Duration) float64 { return float64(d) / 1e6 }
+			b.ReportMetric(ms(best[0]), "blipcuda-min-ms")
+			b.ReportMetric(ms(best[1]), "imagejpeg-min-ms")
+			b.ReportMetric(ms(best[2]), "imagejpeg+rgb-min-ms")
+			b.ReportMetric(float64(best[1])/float64(best[0]), "ratio-imagejpeg")
+			b.ReportMetric(float64(best[2])/float64(best[0]), "ratio-imagejpeg+rgb")
 		})
 	}
 }
