@@ -79,8 +79,10 @@ func DecodeFileHeld(path string, maxPixels int) (rgb *RGB, release func(), err e
 // ErrCorrupt and unsupported variants ErrUnsupported; read errors from r are
 // returned wrapped. Every error names name.
 //
-// JPEG YCbCr data is upsampled and converted like libjpeg-turbo (the IDCT
-// still differs, by a few levels). Lossy WebP is converted from YUV like libwebp (fancy upsampling, BT.601
+// JPEG is decoded by this package's own decoder, to the same RGB bytes as
+// Pillow's libjpeg-turbo (see jpeg.go); a JPEG that ends early, even if only
+// its EOI marker is missing, is refused with ErrTruncated as Pillow refuses
+// it. Lossy WebP is converted from YUV like libwebp (fancy upsampling, BT.601
 // limited range), not with Go's JFIF conversion. GIF follows Pillow: the first frame is placed on the logical screen, the
 // area outside the frame takes the colour of the transparency index (or of
 // index 0), and the transparent palette entry keeps its RGB. 16-bit grey PNGs
@@ -218,7 +220,7 @@ func decodeImage(r io.Reader, name string, maxPixels int, acquire func(px int64)
 			img = gifLikePillow(prefix.buf, p, cfg.Width, cfg.Height)
 		}
 	} else {
-		img, err = safeCall(func() (image.Image, error) { return decodeFull(format, src) })
+		img, err = safeCall(func() (image.Image, error) { return decodeFull(format, src, maxPixels) })
 		if err != nil {
 			if e := readErr(); e != nil {
 				return nil, false, e
@@ -271,7 +273,7 @@ func decodeConfig(format string, r io.Reader) (image.Config, error) {
 	case "png":
 		return png.DecodeConfig(r)
 	case "jpeg":
-		return jpeg.DecodeConfig(r)
+		return jpegConfig(r)
 	case "gif":
 		return gif.DecodeConfig(r)
 	case "bmp":
@@ -282,12 +284,12 @@ func decodeConfig(format string, r io.Reader) (image.Config, error) {
 	return image.Config{}, image.ErrFormat
 }
 
-func decodeFull(format string, r io.Reader) (image.Image, error) {
+func decodeFull(format string, r io.Reader, maxPixels int) (image.Image, error) {
 	switch format {
 	case "png":
 		return png.Decode(r)
 	case "jpeg":
-		return jpeg.Decode(r)
+		return decodeJPEG(r, maxPixels) // jpeg.go
 	case "bmp":
 		return bmp.Decode(r)
 	case "webp":
@@ -309,7 +311,8 @@ func safeCall[T any](f func() (T, error)) (v T, err error) {
 
 // decodeError classifies a decoder error.
 func decodeError(name, format, stage string, err error) error {
-	if errors.Is(err, ErrCorrupt) { // a recovered panic
+	if errors.Is(err, ErrCorrupt) || errors.Is(err, ErrTruncated) || errors.Is(err, ErrUnsupported) ||
+		errors.Is(err, ErrTooLarge) || errors.Is(err, ErrNotImage) { // a recovered panic, or already classified
 		return fmt.Errorf("imageproc: %s: decoding %s %s: %w", name, format, stage, err)
 	}
 	var pngUnsup png.UnsupportedError

@@ -42,7 +42,7 @@ another model is refused.
 
 Images that cannot be read are reported, counted and skipped; --strict makes
 them fatal. Only one run may write an index at a time: a second waits --wait
-for the lock, then fails.`,
+for the lock, then fails. 'blipcuda search' works on the index meanwhile.`,
 	env: append(append([]string{}, hubEnv...), "BLIPCUDA_MODEL"),
 	run: runIndex,
 }

@@ -95,7 +95,9 @@ func baseEnv(t *testing.T) []string {
 	var env []string
 	for _, kv := range os.Environ() {
 		k, _, _ := strings.Cut(kv, "=")
-		if strings.HasPrefix(k, "HF_") || strings.HasPrefix(k, "HUGGING") || strings.HasPrefix(k, "BLIPCUDA_") ||
+		// BLIPCUDA_CUDA_LIBS (CI's stand-in CUDA libraries) is kept: the
+		// binary must open the same driver as this test process.
+		if strings.HasPrefix(k, "HF_") || strings.HasPrefix(k, "HUGGING") || (strings.HasPrefix(k, "BLIPCUDA_") && k != "BLIPCUDA_CUDA_LIBS") ||
 			k == "TRANSFORMERS_OFFLINE" || k == "NO_COLOR" || k == "XDG_CACHE_HOME" {
 			continue
 		}

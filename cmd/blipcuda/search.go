@@ -111,7 +111,7 @@ func runSearch(ctx context.Context, a *app, args []string) error {
 		f.Usage += "; default: the model recorded in the index, else " + f.DefValue
 		f.DefValue = ""
 	}
-	flags.DurationVar(&wait, "wait", time.Second, "how long to wait while an index run holds the index")
+	flags.DurationVar(&wait, "wait", time.Second, "how long to wait for the index's database while an index run commits a batch")
 	flags.add("wait", "", "DURATION")
 	pos, err := a.parse(flags, args)
 	if err != nil {
@@ -359,6 +359,10 @@ func hitOf(i int, s blipcuda.RerankScore, r blipcuda.Ranking, h searchHit) searc
 	return h
 }
 
+// maxCachedImages bounds the decoded images kept for later queries of the
+// same call (1.7 MB each at 384×384: about 450 MB).
+const maxCachedImages = 256
+
 // candidates turns the ITC hits of one query into re-rank candidates:
 // stored features and embeddings, or the image decoded again. Images that
 // cannot be read any more are skipped with a warning (once per run).
@@ -409,7 +413,7 @@ func (a *app) candidates(ctx context.Context, m *blipcuda.Model, ix *index.Index
 				warned[h.Path] = true
 			}
 			c.Image = d.img
-			if len(cache) < 1024 {
+			if len(cache) < maxCachedImages {
 				cache[h.Path] = d.img
 			}
 		}
@@ -438,7 +442,7 @@ func (a *app) searchTexts(ctx context.Context, m *blipcuda.Model, ix *index.Inde
 	}
 	for j, e := range tenc {
 		if e.Truncated {
-			a.log.Warn(fmt.Sprintf("text %d was cut to the protocol's length (%s)", j+1, m.TruncationLimit()),
+			a.log.Warn(fmt.Sprintf("texts[%d] was cut to the protocol's length (%s)", j, m.TruncationLimit()),
 				"text", ellipsis(e.Text, 60))
 		}
 	}
