@@ -42,6 +42,7 @@ import (
 
 	"github.com/blipcuda/blipcuda"
 	"github.com/blipcuda/blipcuda/batcher"
+	"github.com/blipcuda/blipcuda/imageproc"
 	"github.com/blipcuda/blipcuda/index"
 )
 
@@ -56,9 +57,10 @@ type Limits struct {
 	MaxTexts int
 	// MaxTextBytes is the longest text, in bytes (default 4096).
 	MaxTextBytes int
-	// DecodePixels bounds the pixels decoded at once across all requests
-	// (default 4 × the model's pixel limit, at least 64 Mpx): a request
-	// waits for its share before decoding.
+	// DecodePixels bounds the pixels decoded and preprocessed at once
+	// across all requests (default imageproc.DefaultMaxPixels, the size of
+	// the library's own decode budget, so that a request waits here, where
+	// its context can cancel the wait, rather than inside the decoder).
 	DecodePixels int64
 	// RequestTimeout is each request's deadline (default 60 s).
 	RequestTimeout time.Duration
@@ -73,7 +75,7 @@ var DefaultLimits = Limits{
 	RequestTimeout: 60 * time.Second,
 }
 
-func (l *Limits) normalize(maxPixels int) {
+func (l *Limits) normalize() {
 	d := DefaultLimits
 	if l.MaxBodyBytes <= 0 {
 		l.MaxBodyBytes = d.MaxBodyBytes
@@ -88,7 +90,7 @@ func (l *Limits) normalize(maxPixels int) {
 		l.MaxTextBytes = d.MaxTextBytes
 	}
 	if l.DecodePixels <= 0 {
-		l.DecodePixels = max(4*int64(maxPixels), 64<<20)
+		l.DecodePixels = imageproc.DefaultMaxPixels
 	}
 	if l.RequestTimeout <= 0 {
 		l.RequestTimeout = d.RequestTimeout
@@ -151,7 +153,7 @@ func New(cfg Config) (*Server, error) {
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}
-	s.lim.normalize(m.MaxPixels())
+	s.lim.normalize()
 	s.decode = semaphore.NewWeighted(s.lim.DecodePixels)
 	if cfg.APIKey != "" {
 		s.key, s.hasKey = sha256.Sum256([]byte(cfg.APIKey)), true
