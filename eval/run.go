@@ -317,8 +317,12 @@ func Evaluate(ctx context.Context, m *blipcuda.Model, c *Collection, o Options) 
 // matchLogits returns the ITM match logit (index 1 of [no-match, match],
 // the raw logit BLIP's evaluation adds to the sim) of each text against
 // one image's features, the image's cross-attention keys and values
-// computed once for all of them. It is the one place the evaluation calls
-// the model's re-ranking.
+// computed once per text batch and shared by it. It is the one place the
+// evaluation calls the model's re-ranking. It goes through MatchFeatures
+// without an embedding, which runs only the multimodal encoder (the same
+// per-image ITM path as Model.RerankTexts); RerankTexts would also run the
+// text encoder for each candidate's ITC score, which the evaluation has
+// already, about three quarters of an ITM pass again per pair.
 func matchLogits(ctx context.Context, m *blipcuda.Model, img blipcuda.ImageEncoding, texts []string) ([]float32, error) {
 	s, err := m.MatchFeatures(ctx, []blipcuda.ImageEncoding{img}, texts)
 	if err != nil {
