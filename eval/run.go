@@ -59,6 +59,9 @@ type Options struct {
 	ImageBatch int
 }
 
+// textChunk is how many texts are encoded between progress reports.
+const textChunk = 1024
+
 // Skipped is an image left out by SkipMissing.
 type Skipped struct {
 	Entry int // 1-based, as in the file
@@ -131,7 +134,7 @@ func Evaluate(ctx context.Context, m *blipcuda.Model, c *Collection, o Options) 
 	st := &checkpointState{itm: map[int]itmResult{}}
 	var cp *checkpoint
 	if o.Checkpoint != "" {
-		fp, err := fingerprint(m, c, o)
+		fp, err := Fingerprint(m, c, o)
 		if err != nil {
 			return nil, err
 		}
@@ -178,18 +181,21 @@ func Evaluate(ctx context.Context, m *blipcuda.Model, c *Collection, o Options) 
 	// Texts.
 	if st.txtEmb == nil {
 		progress(PhaseTexts, 0, len(col.Texts))
-		enc, err := m.EncodeTexts(ctx, col.Texts)
-		if err != nil {
-			return nil, err
-		}
-		st.txtEmb = make([][]float32, len(enc))
-		for j, e := range enc {
-			st.txtEmb[j] = e.Embedding
-			if e.Truncated {
-				st.truncated++
+		st.txtEmb = make([][]float32, 0, len(col.Texts))
+		for first := 0; first < len(col.Texts); first += textChunk {
+			last := min(first+textChunk, len(col.Texts))
+			enc, err := m.EncodeTexts(ctx, col.Texts[first:last])
+			if err != nil {
+				return nil, fmt.Errorf("texts %d to %d: %w", first+1, last, err)
 			}
+			for _, e := range enc {
+				st.txtEmb = append(st.txtEmb, e.Embedding)
+				if e.Truncated {
+					st.truncated++
+				}
+			}
+			progress(PhaseTexts, last, len(col.Texts))
 		}
-		progress(PhaseTexts, len(col.Texts), len(col.Texts))
 		if cp != nil {
 			if err := cp.appendTexts(st.txtEmb, st.truncated); err != nil {
 				return nil, err
@@ -454,8 +460,10 @@ func encodeImages(ctx context.Context, m *blipcuda.Model, c *Collection, o Optio
 	return kept, emb, feats, skipped, nil
 }
 
-// fingerprint names a run for its checkpoint: what decides its results.
-func fingerprint(m *blipcuda.Model, c *Collection, o Options) (string, error) {
+// Fingerprint names a run for its checkpoint: what decides its results
+// (the annotations, the images root, the model's weights and architecture,
+// protocol, device, precision, k and SkipMissing), as a hex SHA-256.
+func Fingerprint(m *blipcuda.Model, c *Collection, o Options) (string, error) {
 	info := m.Info()
 	root, err := filepath.Abs(o.ImagesRoot)
 	if err != nil {

@@ -30,7 +30,7 @@ var hubEnv = []string{"HF_HOME", "HF_HUB_CACHE", "HF_ENDPOINT", "HF_HUB_OFFLINE"
 var commands []*command
 
 func init() {
-	commands = []*command{matchCommand, embedCommand, modelsCommand, pullCommand, convertCommand, versionCommand}
+	commands = []*command{matchCommand, embedCommand, evalCommand, modelsCommand, pullCommand, convertCommand, versionCommand}
 }
 
 func lookupCommand(name string) *command {
