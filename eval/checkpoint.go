@@ -63,6 +63,7 @@ type itmResult struct {
 // checkpoint appends records to the file.
 type checkpoint struct {
 	path     string
+	records  int // appended or read back
 	f        *os.File
 	w        *bufio.Writer
 	lastSync time.Time
@@ -111,7 +112,11 @@ func openCheckpoint(path, fingerprint string) (cp *checkpoint, st *checkpointSta
 	if err := f.Sync(); err != nil {
 		return nil, nil, "", fmt.Errorf("checkpoint %s: %w", path, err)
 	}
-	return &checkpoint{path: path, f: f, w: bufio.NewWriterSize(f, 1<<20), lastSync: time.Now()}, st, replaced, nil
+	cp = &checkpoint{path: path, f: f, w: bufio.NewWriterSize(f, 1<<20), lastSync: time.Now()}
+	if st.kept != nil {
+		cp.records++
+	}
+	return cp, st, replaced, nil
 }
 
 func checkpointHeader(fingerprint string) []byte {
@@ -286,6 +291,7 @@ func (e *encoder) rows(rows [][]float32) {
 // append writes a record; it is synced at the latest syncEvery later, or
 // by sync.
 func (c *checkpoint) append(kind byte, payload []byte) error {
+	c.records++
 	var hdr [9]byte
 	hdr[0] = kind
 	binary.LittleEndian.PutUint64(hdr[1:], uint64(len(payload)))
@@ -359,8 +365,13 @@ func (c *checkpoint) appendITM(img int, r itmResult) error {
 	return c.append(recITM, e.b)
 }
 
-// close syncs what was appended and closes the file.
+// close syncs what was appended and closes the file; a file that holds
+// no progress (a run that failed before its first record) is removed.
 func (c *checkpoint) close() error {
 	err := c.sync()
-	return errors.Join(err, c.f.Close())
+	err = errors.Join(err, c.f.Close())
+	if c.records == 0 {
+		os.Remove(c.path)
+	}
+	return err
 }

@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"sort"
+	"strings"
 	"sync"
 
 	"github.com/blipcuda/blipcuda"
@@ -91,8 +92,30 @@ type Result struct {
 	ResumedEmbeddings bool
 }
 
-// ErrMissingImage reports an image that is missing or cannot be decoded.
+// ErrMissingImage reports an image that is missing or cannot be decoded
+// (an ImageError).
 var ErrMissingImage = errors.New("image missing or unreadable")
+
+// ImageError is an image of an annotation file that is missing or cannot
+// be decoded. It matches ErrMissingImage and wraps the cause.
+type ImageError struct {
+	Source string // the annotation file
+	Entry  int    // 1-based
+	Path   string // the file looked for
+	Err    error
+}
+
+func (e *ImageError) Error() string {
+	why := e.Err.Error()
+	// The library's and the decoder's messages name the path again.
+	for _, prefix := range []string{"blipcuda: ", "image " + e.Path + ": ", "imageproc: ", e.Path + ": ", "open " + e.Path + ": "} {
+		why = strings.TrimPrefix(why, prefix)
+	}
+	return fmt.Sprintf("%s, entry %d: image %s: %s", e.Source, e.Entry, e.Path, why)
+}
+
+// Unwrap returns ErrMissingImage and the cause.
+func (e *ImageError) Unwrap() []error { return []error{ErrMissingImage, e.Err} }
 
 // CheckImages reports the entries whose image files do not exist (or are
 // directories), before any work: a cheap check of the whole collection.
@@ -103,9 +126,12 @@ func CheckImages(c *Collection, root string) []Skipped {
 		st, err := os.Stat(p)
 		switch {
 		case err != nil:
-			out = append(out, Skipped{Entry: i + 1, Image: e.Image, Err: fmt.Errorf("%w: %s: %w", ErrMissingImage, p, unwrapPath(err))})
+			err = unwrapPath(err)
 		case st.IsDir():
-			out = append(out, Skipped{Entry: i + 1, Image: e.Image, Err: fmt.Errorf("%w: %s is a directory", ErrMissingImage, p)})
+			err = errors.New("is a directory")
+		}
+		if err != nil {
+			out = append(out, Skipped{Entry: i + 1, Image: e.Image, Err: &ImageError{Source: c.Source, Entry: i + 1, Path: p, Err: err}})
 		}
 	}
 	return out
@@ -432,13 +458,13 @@ func encodeImages(ctx context.Context, m *blipcuda.Model, c *Collection, o Optio
 		for k, e := range errs {
 			i := first + k
 			if e != nil {
-				s := Skipped{Entry: i + 1, Image: c.Entries[i].Image,
-					Err: fmt.Errorf("%w: entry %d: %w", ErrMissingImage, i+1, e)}
+				s := Skipped{Entry: i + 1, Image: c.Entries[i].Image, Err: &ImageError{Source: c.Source, Entry: i + 1,
+					Path: ImagePath(o.ImagesRoot, c.Entries[i].Image), Err: e}}
 				if !o.SkipMissing {
 					return nil, nil, nil, nil, s.Err
 				}
 				skipped = append(skipped, s)
-				warn(fmt.Sprintf("skipping entry %d (%s): %v", i+1, c.Entries[i].Image, e))
+				warn(fmt.Sprintf("skipping %v", s.Err))
 				continue
 			}
 			batch = append(batch, imgs[k])

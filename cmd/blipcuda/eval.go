@@ -8,7 +8,6 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 
 	"github.com/blipcuda/blipcuda"
@@ -114,8 +113,8 @@ func runEval(ctx context.Context, a *app, args []string) error {
 	if missing := eval.CheckImages(col, ef.images); len(missing) > 0 {
 		first := missing[0]
 		if !ef.skipMissing {
-			return fmt.Errorf("%s, entry %d: %w (%d of %d images are missing; --skip-missing leaves them out)",
-				annPath, first.Entry, first.Err, len(missing), len(col.Entries))
+			return fmt.Errorf("%w (%d of %d images are missing; --skip-missing leaves them out)",
+				first.Err, len(missing), len(col.Entries))
 		}
 		if len(missing) == len(col.Entries) {
 			return fmt.Errorf("%s: none of the %d images is under %s (first: %v)", annPath, len(col.Entries), ef.images, first.Err)
@@ -419,7 +418,9 @@ func writeEvalScores(w io.Writer, res *evalResult, r *eval.Result) error {
 	for i, e := range r.Collection.Entries {
 		images[i] = e.Image
 	}
-	for key, v := range map[string]any{"image_names": images, "text_captions": r.Collection.Texts,
+	// As embed's: the row and column names, here the images and the
+	// cleaned texts; txt2img maps each text to its image's row.
+	for key, v := range map[string]any{"images": images, "texts": r.Collection.Texts,
 		"txt2img": r.Collection.TextImage, "recall": r.Recall} {
 		b, err := json.Marshal(v)
 		if err != nil {
@@ -427,7 +428,6 @@ func writeEvalScores(w io.Writer, res *evalResult, r *eval.Result) error {
 		}
 		meta[key] = string(b)
 	}
-	meta["k"] = strconv.Itoa(r.K)
 	return writeSafetensorsArrays(w, []array{
 		{"i2t", []int{nImg, nTxt}, eval.Dense(r.I2T, nTxt)},
 		{"t2i", []int{nTxt, nImg}, eval.Dense(r.T2I, nImg)},
