@@ -12,8 +12,8 @@ import (
 
 	"github.com/blipcuda/blipcuda"
 	"github.com/blipcuda/blipcuda/eval"
-	"github.com/blipcuda/blipcuda/hub"
 	"github.com/blipcuda/blipcuda/internal/outfile"
+	"github.com/blipcuda/blipcuda/internal/progress"
 )
 
 var evalCommand = &command{
@@ -194,7 +194,7 @@ func runEval(ctx context.Context, a *app, args []string) error {
 }
 
 // isTerminal reports whether f is a terminal that can redraw a line.
-func isTerminal(f *os.File) bool { return os.Getenv("TERM") != "dumb" && hub.IsTerminal(f) }
+func isTerminal(f *os.File) bool { return os.Getenv("TERM") != "dumb" && progress.IsTerminal(f) }
 
 // defaultCheckpoint returns --checkpoint, else blipcuda-eval-HASH.checkpoint
 // (HASH naming the run) beside --output, else beside --scores, else in the
