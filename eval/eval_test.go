@@ -53,21 +53,21 @@ func readExpected(t *testing.T) *expected {
 }
 
 var (
-	modelOnce sync.Once
-	model     *blipcuda.Model
-	modelErr  error
+	tinyOnce  sync.Once
+	tinyModel *blipcuda.Model
+	tinyErr   error
 )
 
 // tiny loads the tiny checkpoint once for the package's tests.
 func tiny(t *testing.T) *blipcuda.Model {
 	t.Helper()
-	modelOnce.Do(func() {
-		model, modelErr = blipcuda.Load(context.Background(), tinyBase, blipcuda.WithDevice("cpu"))
+	tinyOnce.Do(func() {
+		tinyModel, tinyErr = blipcuda.Load(context.Background(), tinyBase, blipcuda.WithDevice("cpu"))
 	})
-	if modelErr != nil {
-		t.Fatal(modelErr)
+	if tinyErr != nil {
+		t.Fatal(tinyErr)
 	}
-	return model
+	return tinyModel
 }
 
 // TestFixture: BLIP's evaluation of testdata/eval/annotations.json with the
