@@ -7,6 +7,7 @@ import (
 	"image/color"
 	"math"
 	"math/rand/v2"
+	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -24,6 +25,8 @@ import (
 // which runs at full size.
 //
 //	go test -run '^$' -bench . -benchtime 1x ./eval/
+//
+// BLIPCUDA_BENCH_DEVICE=cuda runs them on the GPU (default cpu).
 
 const (
 	cocoImages = 5000
@@ -46,7 +49,11 @@ func baseModel(b *testing.B) *blipcuda.Model {
 			return
 		}
 		cfg := model.BaseConfig()
-		benchModel, benchErr = blipcuda.New(cfg, model.RandomWeights(cfg, 1), tok, blipcuda.WithDevice("cpu"))
+		device := os.Getenv("BLIPCUDA_BENCH_DEVICE") // default cpu
+		if device == "" {
+			device = "cpu"
+		}
+		benchModel, benchErr = blipcuda.New(cfg, model.RandomWeights(cfg, 1), tok, blipcuda.WithDevice(device))
 	})
 	if benchErr != nil {
 		b.Fatal(benchErr)
