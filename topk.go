@@ -15,14 +15,18 @@ import (
 )
 
 // EmbeddingMatrix is a collection of N unit-norm ITC embeddings to search,
-// stored row-major: Half always (float16 bits, the fast pass: half the
-// memory traffic of float32) and Full optionally (float32, the same rows
-// exactly). Both may be memory-mapped files.
+// stored row-major twice: quantised to int8 (the fast pass: a quarter of
+// the memory traffic of float32) and, optionally, in float32 (exact).
+// Both may be memory-mapped files. QuantizeRows makes Quant and Bounds.
 type EmbeddingMatrix struct {
 	// Dim is the embedding size (256 for the BLIP ITM models).
 	Dim int
-	// Half holds N×Dim float16 values (see ops.Float32ToFloat16).
-	Half []uint16
+	// Quant holds N×Dim int8 values: row r is approximately
+	// Bounds[2r]·Quant[r·Dim:(r+1)·Dim].
+	Quant []int8
+	// Bounds holds two values per row: its scale, and an upper bound on
+	// the L2 norm of its quantisation error (‖row − scale·quant‖).
+	Bounds []float32
 	// Full holds the same N×Dim values in float32, or is nil. With it,
 	// TopK's scores and ranking are exact (see TopK).
 	Full []float32
@@ -37,7 +41,37 @@ func (e EmbeddingMatrix) Rows() int {
 	if e.Dim <= 0 {
 		return 0
 	}
-	return len(e.Half) / e.Dim
+	return len(e.Quant) / e.Dim
+}
+
+// QuantizeRows quantises rows (n×dim float32) into quant (n×dim int8) and
+// bounds (2n: per row its scale max|v|/127 and the L2 norm of its
+// rounding error, rounded up), for an EmbeddingMatrix.
+func QuantizeRows(quant []int8, bounds []float32, rows []float32, dim int) {
+	n := len(rows) / dim
+	if dim <= 0 || len(rows)%dim != 0 || len(quant) < len(rows) || len(bounds) < 2*n {
+		panic(errors.New("blipcuda: QuantizeRows: mismatched lengths"))
+	}
+	for r := 0; r < n; r++ {
+		row := rows[r*dim : (r+1)*dim]
+		var peak float64
+		for _, v := range row {
+			peak = max(peak, math.Abs(float64(v)))
+		}
+		scale := float32(peak / 127)
+		var errSq float64
+		for j, v := range row {
+			var q float64
+			if scale > 0 {
+				q = math.Max(-127, math.Min(127, math.Round(float64(v)/float64(scale))))
+			}
+			quant[r*dim+j] = int8(q)
+			d := float64(v) - float64(scale)*q
+			errSq += d * d
+		}
+		bounds[2*r] = scale
+		bounds[2*r+1] = math.Nextafter32(float32(math.Sqrt(errSq)*(1+1e-6)), float32(math.Inf(1)))
+	}
 }
 
 // Hit is one row found by TopK with its ITC score (the cosine of the query
@@ -47,16 +81,15 @@ type Hit struct {
 	ITC float32
 }
 
-// halfErrorBound bounds |q·v − q·half(v)| for a unit query q and unit row
-// v: rounding to float16 moves each component by at most 2⁻¹¹ of itself
-// (or 2⁻²⁵ below the normal range), so ‖v − half(v)‖ ≤ 2⁻¹¹ + 16·2⁻²⁵ ≈
-// 4.9e-4, and float32 accumulation over 256 terms adds at most ~1.6e-5.
-// The bound used is twice that, scaled by ‖q‖.
-const halfErrorBound = 1e-3
+// accumulationSlack bounds, relative to ‖q‖, the float32 rounding of the
+// quantised pass (Dim products summed in float32: Dim·2⁻²⁴ of Σ|qᵢ·vᵢ| ≤
+// ‖q‖ for a unit row, about 1.5e-5 for 256 values) and of the exact one;
+// twice that.
+const accumulationSlack = 3e-5
 
-// searchBlock is how many rows one worker scores at a time (128 KiB of
-// float16 for 256-d rows: the block stays in cache while every query of a
-// group is scored against it).
+// searchBlock is how many rows one worker scores at a time (64 KiB of int8
+// for 256-d rows: the block stays in cache while every query of a group is
+// scored against it).
 const searchBlock = 256
 
 // queryGroup bounds how many queries share a pass over the matrix (their
@@ -66,21 +99,25 @@ const queryGroup = 16
 // TopK returns, for each query (a unit-norm ITC embedding of Dim values),
 // the k rows of e with the highest ITC score, best first, ties broken by
 // the lower row; fewer when the collection holds fewer rows (then all of
-// them). The scan is one pass over the float16 matrix for up to 16 queries
-// at once, on every core (ops.DotRowsF16: AVX2/F16C where the CPU has it).
+// them). The scan is one pass over the int8 matrix for up to 16 queries at
+// once, on every core (ops.DotRowsInt8: AVX2/FMA where the CPU has it).
 //
-// With e.Full, the result is exact: the float16 scores are within ε =
-// 1e-3·‖q‖ of the true ones, so every row of the true top k scores at
-// least (k-th best float16 score) − 2ε; those rows are rescored in float32,
-// summed in order (the sum ITCRow and Match compute), and the best k
-// returned. Without e.Full the scores and ranking are the float16 ones.
+// With e.Full, the result is exact: each quantised score is within e_r =
+// ‖q‖·(Bounds[2r+1] + 3e-5) of the true one, so every row of the true top
+// k has an upper bound at least the k-th best lower bound; the rows that
+// do are rescored in float32, summed in order (the sum ITCRow and Match
+// compute), and the best k returned. Without e.Full the scores and
+// ranking are the quantised ones.
 func TopK(ctx context.Context, e EmbeddingMatrix, queries [][]float32, k int) ([][]Hit, error) {
-	if e.Dim <= 0 || len(e.Half)%e.Dim != 0 {
-		return nil, fmt.Errorf("blipcuda: embedding matrix of %d values is not a whole number of %d-d rows", len(e.Half), e.Dim)
+	if e.Dim <= 0 || len(e.Quant)%e.Dim != 0 {
+		return nil, fmt.Errorf("blipcuda: embedding matrix of %d values is not a whole number of %d-d rows", len(e.Quant), e.Dim)
 	}
 	n := e.Rows()
-	if e.Full != nil && len(e.Full) != len(e.Half) {
-		return nil, fmt.Errorf("blipcuda: embedding matrix: %d float32 values for %d float16", len(e.Full), len(e.Half))
+	if e.Full != nil && len(e.Full) != len(e.Quant) {
+		return nil, fmt.Errorf("blipcuda: embedding matrix: %d float32 values for %d int8", len(e.Full), len(e.Quant))
+	}
+	if len(e.Bounds) != 2*n {
+		return nil, fmt.Errorf("blipcuda: embedding matrix: %d bounds for %d rows (want 2 per row)", len(e.Bounds), n)
 	}
 	if k <= 0 {
 		return nil, fmt.Errorf("blipcuda: top-k with k = %d", k)
@@ -103,7 +140,7 @@ func TopK(ctx context.Context, e EmbeddingMatrix, queries [][]float32, k int) ([
 	}
 	for g := 0; g < len(queries); g += queryGroup {
 		group := queries[g:min(g+queryGroup, len(queries))]
-		if err := scoreHalf(ctx, e, group, scores[:len(group)]); err != nil {
+		if err := scoreQuant(ctx, e, group, scores[:len(group)]); err != nil {
 			return nil, err
 		}
 		for i, q := range group {
@@ -113,9 +150,9 @@ func TopK(ctx context.Context, e EmbeddingMatrix, queries [][]float32, k int) ([
 	return out, nil
 }
 
-// scoreHalf fills scores[i][r] with queries[i] · half(row r), the rows
-// shared out by blocks among GOMAXPROCS workers.
-func scoreHalf(ctx context.Context, e EmbeddingMatrix, queries [][]float32, scores [][]float32) error {
+// scoreQuant fills scores[i][r] with queries[i] · (scale·quant of row r),
+// the rows shared out by blocks among GOMAXPROCS workers.
+func scoreQuant(ctx context.Context, e EmbeddingMatrix, queries [][]float32, scores [][]float32) error {
 	n, d := e.Rows(), e.Dim
 	blocks := (n + searchBlock - 1) / searchBlock
 	workers := min(runtime.GOMAXPROCS(0), blocks)
@@ -136,9 +173,13 @@ func scoreHalf(ctx context.Context, e EmbeddingMatrix, queries [][]float32, scor
 					return
 				}
 				r0, r1 := b*searchBlock, min((b+1)*searchBlock, n)
-				rows := e.Half[r0*d : r1*d]
+				rows := e.Quant[r0*d : r1*d]
 				for i, q := range queries {
-					ops.DotRowsF16(scores[i][r0:r1], q, rows)
+					out := scores[i][r0:r1]
+					ops.DotRowsInt8(out, q, rows)
+					for r := range out {
+						out[r] *= e.Bounds[2*(r0+r)]
+					}
 				}
 			}
 		}()
@@ -147,11 +188,22 @@ func scoreHalf(ctx context.Context, e EmbeddingMatrix, queries [][]float32, scor
 	return ctx.Err()
 }
 
-// selectTop picks the k best rows of one query from its float16 scores,
+// selectTop picks the k best rows of one query from its quantised scores,
 // rescoring exactly with e.Full when it is there (see TopK).
 func selectTop(e EmbeddingMatrix, q, scores []float32, k int) []Hit {
+	var norm float64
+	for _, v := range q {
+		norm += float64(v) * float64(v)
+	}
+	norm = math.Sqrt(norm)
+	margin := func(r int) float32 { return float32(norm * (float64(e.Bounds[2*r+1]) + accumulationSlack)) }
+	// The k best by the quantised score (without Full) or by its lower
+	// bound (with Full).
 	h := &hitHeap{}
 	for r, s := range scores {
+		if e.Full != nil {
+			s -= margin(r)
+		}
 		if h.Len() == k && !better(Hit{r, s}, (*h)[0]) {
 			continue
 		}
@@ -166,21 +218,17 @@ func selectTop(e EmbeddingMatrix, q, scores []float32, k int) []Hit {
 		}
 	}
 	var hits []Hit
-	if e.Full == nil || h.Len() < k {
+	switch {
+	case e.Full == nil:
 		hits = append(hits, (*h)...)
-		if e.Full != nil {
-			for i := range hits {
-				hits[i].ITC = dotExact(q, e.Full[hits[i].Row*e.Dim:(hits[i].Row+1)*e.Dim])
-			}
+	case h.Len() < k: // the whole collection
+		for _, hit := range *h {
+			hits = append(hits, Hit{hit.Row, dotExact(q, e.Full[hit.Row*e.Dim:(hit.Row+1)*e.Dim])})
 		}
-	} else {
-		var norm float64
-		for _, v := range q {
-			norm += float64(v) * float64(v)
-		}
-		floor := (*h)[0].ITC - float32(2*halfErrorBound*math.Sqrt(norm))
+	default:
+		floor := (*h)[0].ITC
 		for r, s := range scores {
-			if s >= floor && (e.Skip == nil || !e.Skip(r)) {
+			if s+margin(r) >= floor && (e.Skip == nil || !e.Skip(r)) {
 				hits = append(hits, Hit{r, dotExact(q, e.Full[r*e.Dim:(r+1)*e.Dim])})
 			}
 		}
@@ -223,8 +271,8 @@ func (h *hitHeap) Pop() any {
 	return x
 }
 
-// EncodeHalf converts float32 values (embeddings, features) to float16
-// bits, rounding to nearest, for storage in an EmbeddingMatrix.
+// EncodeHalf converts float32 values (raw image features) to float16 bits,
+// rounding to nearest, for storage.
 func EncodeHalf(dst []uint16, src []float32) {
 	if len(dst) < len(src) {
 		panic(errors.New("blipcuda: EncodeHalf: destination too short"))

@@ -9,6 +9,13 @@ import (
 	"testing"
 )
 
+// quantized returns rows as an EmbeddingMatrix with Full.
+func quantized(full []float32, dim int) EmbeddingMatrix {
+	e := EmbeddingMatrix{Dim: dim, Quant: make([]int8, len(full)), Bounds: make([]float32, 2*len(full)/dim), Full: full}
+	QuantizeRows(e.Quant, e.Bounds, full, dim)
+	return e
+}
+
 // unitRows returns n random unit vectors of dim values, with some rows
 // duplicated (exact ties) and some near-duplicates (closer than float16
 // resolution), which is where a float16-only ranking would go wrong.
@@ -46,10 +53,9 @@ func TestTopKExact(t *testing.T) {
 	rng := rand.New(rand.NewSource(3))
 	const n, dim = 3000, 256
 	full := unitRows(rng, n, dim)
-	half := make([]uint16, len(full))
-	EncodeHalf(half, full)
+	e := quantized(full, dim)
 	skip := func(r int) bool { return r%11 == 5 }
-	e := EmbeddingMatrix{Dim: dim, Half: half, Full: full, Skip: skip}
+	e.Skip = skip
 	var queries [][]float32
 	for q := 0; q < 20; q++ {
 		v := unitRows(rng, 1, dim)
@@ -79,16 +85,16 @@ func TestTopKExact(t *testing.T) {
 	}
 }
 
-// TestTopKHalfOnly checks the float16-only path: scores within the bound
-// of the exact ones, and the top k within the bound of the true top k.
-func TestTopKHalfOnly(t *testing.T) {
+// TestTopKQuantOnly checks the path without float32: scores within their
+// bounds of the exact ones, and the top k near the true top k.
+func TestTopKQuantOnly(t *testing.T) {
 	rng := rand.New(rand.NewSource(4))
 	const n, dim = 1000, 48 // not a multiple of 16: the portable loop
 	full := unitRows(rng, n, dim)
-	half := make([]uint16, len(full))
-	EncodeHalf(half, full)
+	e := quantized(full, dim)
+	e.Full = nil
 	q := unitRows(rng, 1, dim)
-	got, err := TopK(context.Background(), EmbeddingMatrix{Dim: dim, Half: half}, [][]float32{q}, 50)
+	got, err := TopK(context.Background(), e, [][]float32{q}, 50)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -99,35 +105,68 @@ func TestTopKHalfOnly(t *testing.T) {
 	sorted := slices.Clone(exact)
 	slices.Sort(sorted)
 	kth := sorted[n-50]
+	var worst float32
+	for r := 0; r < n; r++ {
+		worst = max(worst, e.Bounds[2*r+1]+accumulationSlack)
+	}
 	for _, h := range got[0] {
-		if d := math.Abs(float64(h.ITC - exact[h.Row])); d > halfErrorBound {
-			t.Errorf("row %d: float16 score %g, exact %g", h.Row, h.ITC, exact[h.Row])
+		if d := float32(math.Abs(float64(h.ITC - exact[h.Row]))); d > e.Bounds[2*h.Row+1]+accumulationSlack {
+			t.Errorf("row %d: quantised score %g, exact %g, beyond its bound", h.Row, h.ITC, exact[h.Row])
 		}
-		if exact[h.Row] < kth-2*halfErrorBound {
+		if exact[h.Row] < kth-2*worst {
 			t.Errorf("row %d (exact %g) is far below the true 50th score %g", h.Row, exact[h.Row], kth)
 		}
 	}
 }
 
+// TestQuantizeRows checks the stored bound against the actual error, for
+// ordinary, zero and extreme rows.
+func TestQuantizeRows(t *testing.T) {
+	rng := rand.New(rand.NewSource(5))
+	rows := unitRows(rng, 50, 256)
+	clear(rows[256:512])             // a zero row
+	rows[512+3], rows[512+4] = 1, -1 // a row of two peaks
+	e := quantized(rows, 256)
+	for r := 0; r < 50; r++ {
+		var errSq float64
+		for j := 0; j < 256; j++ {
+			d := float64(rows[r*256+j]) - float64(e.Bounds[2*r])*float64(e.Quant[r*256+j])
+			errSq += d * d
+		}
+		if math.Sqrt(errSq) > float64(e.Bounds[2*r+1]) {
+			t.Errorf("row %d: error %g above its bound %g", r, math.Sqrt(errSq), e.Bounds[2*r+1])
+		}
+		if r != 2 && e.Bounds[2*r+1] > 0.02 { // row 2 has a peak of 1: a coarse scale
+			t.Errorf("row %d: error bound %g is loose", r, e.Bounds[2*r+1])
+		}
+	}
+	if e.Bounds[2] != 0 || e.Bounds[3] > 1e-44 {
+		t.Errorf("zero row: bounds %v", e.Bounds[2:4])
+	}
+}
+
 func TestTopKErrors(t *testing.T) {
 	ctx := context.Background()
-	e := EmbeddingMatrix{Dim: 4, Half: make([]uint16, 8)}
+	e := EmbeddingMatrix{Dim: 4, Quant: make([]int8, 8), Bounds: make([]float32, 4)}
 	if _, err := TopK(ctx, e, [][]float32{{1, 0, 0}}, 1); err == nil {
 		t.Error("no error for a query of the wrong size")
 	}
 	if _, err := TopK(ctx, e, [][]float32{{1, 0, 0, 0}}, 0); err == nil {
 		t.Error("no error for k = 0")
 	}
-	if _, err := TopK(ctx, EmbeddingMatrix{Dim: 4, Half: make([]uint16, 7)}, nil, 1); err == nil {
+	if _, err := TopK(ctx, EmbeddingMatrix{Dim: 4, Quant: make([]int8, 7)}, nil, 1); err == nil {
 		t.Error("no error for a ragged matrix")
 	}
-	got, err := TopK(ctx, EmbeddingMatrix{Dim: 4}, [][]float32{{1, 0, 0, 0}}, 3)
+	if _, err := TopK(ctx, EmbeddingMatrix{Dim: 4, Quant: make([]int8, 8), Bounds: make([]float32, 2)}, nil, 1); err == nil {
+		t.Error("no error for missing bounds")
+	}
+	got, err := TopK(ctx, EmbeddingMatrix{Dim: 4, Bounds: []float32{}}, [][]float32{{1, 0, 0, 0}}, 3)
 	if err != nil || len(got[0]) != 0 {
 		t.Errorf("empty collection: %v, %v", got, err)
 	}
 	cctx, cancel := context.WithCancel(ctx)
 	cancel()
-	big := EmbeddingMatrix{Dim: 16, Half: make([]uint16, 16*100000)}
+	big := EmbeddingMatrix{Dim: 16, Quant: make([]int8, 16*100000), Bounds: make([]float32, 2*100000)}
 	if _, err := TopK(cctx, big, [][]float32{make([]float32, 16)}, 3); err == nil {
 		t.Error("no error from a cancelled context")
 	}

@@ -30,9 +30,9 @@ func itcTopK(ctx context.Context, queries, keys [][]float32, k int, done func(in
 	for _, key := range keys {
 		full = append(full, key...)
 	}
-	half := make([]uint16, len(full))
-	blipcuda.EncodeHalf(half, full)
-	m := blipcuda.EmbeddingMatrix{Dim: dim, Half: half, Full: full}
+	quant, bounds := make([]int8, len(full)), make([]float32, 2*len(keys))
+	blipcuda.QuantizeRows(quant, bounds, full, dim)
+	m := blipcuda.EmbeddingMatrix{Dim: dim, Quant: quant, Bounds: bounds, Full: full}
 	out := make([]candidates, 0, len(queries))
 	for first := 0; first < len(queries); first += topKChunk {
 		chunk := queries[first:min(first+topKChunk, len(queries))]
