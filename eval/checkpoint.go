@@ -274,8 +274,15 @@ type encoder struct{ b []byte }
 
 func (e *encoder) u32(v uint32)  { e.b = binary.LittleEndian.AppendUint32(e.b, v) }
 func (e *encoder) f32(v float32) { e.u32(math.Float32bits(v)) }
+
+// rows writes the number of rows, then matrix.
 func (e *encoder) rows(rows [][]float32) {
 	e.u32(uint32(len(rows)))
+	e.matrix(rows)
+}
+
+// matrix writes the width of the rows, then their values.
+func (e *encoder) matrix(rows [][]float32) {
 	dim := 0
 	if len(rows) > 0 {
 		dim = len(rows[0])
@@ -325,16 +332,7 @@ func (c *checkpoint) appendImages(kept []int, emb [][]float32) error {
 	for _, i := range kept {
 		e.u32(uint32(i))
 	}
-	dim := 0
-	if len(emb) > 0 {
-		dim = len(emb[0])
-	}
-	e.u32(uint32(dim))
-	for _, r := range emb {
-		for _, v := range r {
-			e.f32(v)
-		}
-	}
+	e.matrix(emb) // as many rows as kept
 	if err := c.append(recImages, e.b); err != nil {
 		return err
 	}
