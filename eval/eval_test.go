@@ -405,3 +405,39 @@ func FuzzParseAnnotations(f *testing.F) {
 		}
 	})
 }
+
+// TestRecogniseSplit: the COCO 5k and Flickr30k 1k test splits by image
+// count and paths, and the paper's figures by architecture.
+func TestRecogniseSplit(t *testing.T) {
+	make := func(n int, prefix string) *Collection {
+		c := &Collection{}
+		for i := range n {
+			c.Entries = append(c.Entries, Entry{Image: fmt.Sprintf("%s%06d.jpg", prefix, i), Captions: []string{"x"}})
+		}
+		return c
+	}
+	for _, tc := range []struct {
+		c       *Collection
+		dataset string
+	}{
+		{make(5000, "val2014/COCO_val2014_"), "coco"},
+		{make(1000, "flickr30k-images/"), "flickr30k"},
+		{make(4999, "val2014/"), ""},
+		{make(5000, "train2014/"), ""},
+		{make(1000, "val2014/"), ""},
+	} {
+		s, ok := RecogniseSplit(tc.c)
+		if ok != (tc.dataset != "") || s.Dataset != tc.dataset {
+			t.Errorf("%d images under %s: %+v %v", len(tc.c.Entries), tc.c.Entries[0].Image, s, ok)
+		}
+	}
+	if p, ok := PublishedFor("coco", 768); !ok || p.TR != [3]float64{81.9, 95.4, 97.8} || p.IR != [3]float64{64.3, 85.7, 91.5} {
+		t.Errorf("ViT-B COCO: %+v", p)
+	}
+	if p, ok := PublishedFor("flickr30k", 1024); !ok || p.TR != [3]float64{97.4, 99.8, 99.9} || p.IR != [3]float64{87.6, 97.7, 99.0} {
+		t.Errorf("ViT-L Flickr30k: %+v", p)
+	}
+	if _, ok := PublishedFor("coco", 16); ok {
+		t.Error("figures for an unknown architecture")
+	}
+}

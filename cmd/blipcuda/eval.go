@@ -384,9 +384,9 @@ func writeEvalTable(w io.Writer, res *evalResult, r *eval.Result) error {
 	}
 	ew.printf("%-22s %7.2f\n", "r_mean", rc.RMean)
 	if p := res.Published; p != nil {
-		ew.printf("\npublished: %s, %s. The Hub model cards do not say which row of that table each checkpoint\n"+
-			"reproduces: these are the paper's figures for this architecture, not a claim about this checkpoint.\n",
-			p.Source, p.Model)
+		ew.printf("\npublished: %s,\n%s. The Hub model cards do not say which row of that table each\n"+
+			"checkpoint reproduces: these are the paper's figures for this architecture, not a claim about\n"+
+			"this checkpoint.\n", p.Source, p.Model)
 		if res.FineTuned != "" && res.FineTuned != res.Split.Dataset {
 			ew.printf("This model's name says it was fine-tuned on %s; the figures are for models fine-tuned on %s.\n",
 				res.FineTuned, res.Split.Dataset)

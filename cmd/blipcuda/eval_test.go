@@ -310,3 +310,44 @@ func TestEvalBadInput(t *testing.T) {
 		})
 	}
 }
+
+// TestEvalTablePublished: with a recognised split and a known
+// architecture, the paper's figures are printed beside the results, with
+// their source, the caveat about the checkpoint mapping, and a note when
+// the model was fine-tuned on the other dataset.
+func TestEvalTablePublished(t *testing.T) {
+	col := &eval.Collection{}
+	for i := range 1000 {
+		col.Entries = append(col.Entries, eval.Entry{Image: "flickr30k-images/" + strings.Repeat("x", i%7) + ".jpg"})
+	}
+	var info blipcuda.Info
+	info.Config.Vision.HiddenSize = 768
+	info.Protocol, info.Device, info.Precision, info.Repo = blipcuda.ProtocolBLIP, "cuda", "float16", "Salesforce/blip-itm-base-coco"
+	r := &eval.Result{Collection: &eval.Collection{Entries: make([]eval.Entry, 1000), Texts: make([]string, 5000)},
+		K: 128, KI2T: 128, KT2I: 128, Recall: eval.Recall{TxtR1: 97.1, TxtR5: 99.8, TxtR10: 100, ImgR1: 87.0}}
+	res := newEvalResult("flickr30k_test.json", "base-coco", info, col, r)
+	var b strings.Builder
+	if err := writeEvalTable(&b, res, r); err != nil {
+		t.Fatal(err)
+	}
+	for _, w := range []string{"Flickr30k 1k Karpathy test", "k 128 (BLIP's k_test for flickr30k)",
+		"97.3    99.9   100.0", "87.3    97.6    98.9",
+		"arXiv:2201.12086", "BLIP ViT-B (129M images)", "do not say which row", "fine-tuned on coco",
+		"cuda, float16", "97.10"} {
+		if !strings.Contains(b.String(), w) {
+			t.Errorf("table lacks %q:\n%s", w, b.String())
+		}
+	}
+	var j strings.Builder
+	if err := writeEvalJSON(&j, res, r); err != nil {
+		t.Fatal(err)
+	}
+	var got map[string]any
+	if err := json.Unmarshal([]byte(j.String()), &got); err != nil {
+		t.Fatal(err)
+	}
+	pub, _ := got["published"].(map[string]any)
+	if got["split"] != "Flickr30k 1k Karpathy test" || pub["txt_r1"] != 97.3 || pub["img_r10"] != 98.9 || got["txt_r1"] != 97.1 {
+		t.Errorf("json %v", got)
+	}
+}
