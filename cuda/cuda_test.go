@@ -3,6 +3,7 @@ package cuda
 import (
 	"context"
 	"errors"
+	"math"
 	"strings"
 	"testing"
 )
@@ -207,4 +208,162 @@ func TestClosed(t *testing.T) {
 	if err := d.Close(); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// TestGemmLeadingDimensions: every leading dimension differs (A and B are
+// column windows of wider matrices whose other columns hold NaN, C's padding
+// columns a sentinel), with strided batches, without and with the bias
+// epilogue, in float32 and the 16-bit types: a mapping that swaps lda and
+// ldb, or reads padding, or writes past N, shows. Small integers keep every
+// sum exact in float16 and bfloat16 too.
+func TestGemmLeadingDimensions(t *testing.T) {
+	d := open(t)
+	if !d.HasBLAS() {
+		t.Skip("no cuBLAS")
+	}
+	const M, N, K, lda, ldb, ldc, batch = 3, 4, 5, 7, 6, 9, 2
+	nan := float32(math.NaN())
+	A := make([]float32, batch*M*lda)
+	B := make([]float32, batch*N*ldb)
+	C := make([]float32, batch*M*ldc)
+	for i := range A {
+		A[i] = nan
+		if i%lda < K {
+			A[i] = float32((i*5)%7) - 3
+		}
+	}
+	for i := range B {
+		B[i] = nan
+		if i%ldb < K {
+			B[i] = float32((i*3)%5) - 2
+		}
+	}
+	for i := range C {
+		C[i] = -77
+	}
+	bias := []float32{1, -2, 3, -4}
+	want := func(b, m, n int, withBias bool) float32 {
+		var s float32
+		for k := range K {
+			s += A[b*M*lda+m*lda+k] * B[b*N*ldb+n*ldb+k]
+		}
+		if withBias {
+			s += bias[n]
+		}
+		return s
+	}
+	for _, typ := range []ElemType{Float32, Float16, BFloat16} {
+		if typ != Float32 && !d.Info().BLAS16 {
+			continue
+		}
+		size := uint64(4)
+		if typ != Float32 {
+			size = 2
+		}
+		put := func(name string, v []float32) DevicePtr {
+			p, err := d.Alloc(name, uint64(len(v))*size)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if typ == Float32 {
+				err = d.WriteFloat32(p, v)
+			} else {
+				h := make([]uint16, len(v))
+				for i, x := range v {
+					h[i] = roundTo16(x, typ)
+				}
+				err = d.WriteUint16(p, h)
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			return p
+		}
+		get := func(p DevicePtr, n int) []float32 {
+			out := make([]float32, n)
+			if typ == Float32 {
+				if err := d.ReadFloat32(bg, out, p); err != nil {
+					t.Fatal(err)
+				}
+				return out
+			}
+			h := make([]uint16, n)
+			if err := d.ReadUint16(bg, h, p); err != nil {
+				t.Fatal(err)
+			}
+			for i, x := range h {
+				out[i] = from16(x, typ)
+			}
+			return out
+		}
+		pa, pb, pbias := put("A", A), put("B", B), put("bias", bias)
+		g := Gemm{Type: typ, A: pa, B: pb, M: M, N: N, K: K, Lda: lda, Ldb: ldb, Ldc: ldc,
+			StrideA: M * lda, StrideB: N * ldb, StrideC: M * ldc, Batch: batch}
+		g.C = put("C", C)
+		if err := d.Gemm(bg, g); err != nil {
+			t.Fatal(err)
+		}
+		check := func(what string, got []float32, batches int, withBias bool) {
+			for b := range batches {
+				for m := range M {
+					for n := range ldc {
+						g, w := got[b*M*ldc+m*ldc+n], float32(-77)
+						if n < N {
+							w = want(b, m, n, withBias)
+						}
+						if g != w {
+							t.Fatalf("%v %s: C[%d][%d][%d] = %v, want %v", typ, what, b, m, n, g, w)
+						}
+					}
+				}
+			}
+		}
+		check("batched", get(g.C, len(C)), batch, false)
+		// The bias epilogue (batch 1), when cuBLASLt is there.
+		g1 := g
+		g1.Batch, g1.StrideA, g1.StrideB, g1.StrideC, g1.Bias = 1, 0, 0, 0, pbias
+		g1.C = put("C1", C[:M*ldc])
+		ok, err := d.GemmBias(bg, g1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ok {
+			check("bias epilogue", get(g1.C, M*ldc), 1, true)
+		} else if d.Info().BLASLt {
+			t.Errorf("%v: cuBLASLt had no algorithm for lda %d ldb %d ldc %d", typ, lda, ldb, ldc)
+		}
+	}
+}
+
+// roundTo16 and from16 convert small integers (exact in both types).
+func roundTo16(x float32, typ ElemType) uint16 {
+	if math.IsNaN(float64(x)) {
+		if typ == BFloat16 {
+			return 0x7fc0
+		}
+		return 0x7e00
+	}
+	if typ == BFloat16 {
+		return uint16(math.Float32bits(x) >> 16)
+	}
+	if x == 0 {
+		return 0
+	}
+	// |x| < 2048 integer: exact in float16.
+	b := math.Float32bits(x)
+	sign := uint16(b>>16) & 0x8000
+	exp := int(b>>23&0xff) - 127 + 15
+	return sign | uint16(exp)<<10 | uint16(b>>13&0x3ff)
+}
+
+func from16(h uint16, typ ElemType) float32 {
+	if typ == BFloat16 {
+		return math.Float32frombits(uint32(h) << 16)
+	}
+	if h&0x7fff == 0 {
+		return 0
+	}
+	sign := uint32(h&0x8000) << 16
+	exp := uint32(h>>10&0x1f) - 15 + 127
+	return math.Float32frombits(sign | exp<<23 | uint32(h&0x3ff)<<13)
 }

@@ -28,6 +28,9 @@ typedef void* CUgraphExec;
 typedef int CUstreamCaptureMode;       /* enum CUstreamCaptureMode_enum */
 typedef int CUdevice_attribute;
 typedef int cudaDataType;              /* enum cudaDataType_t (library_types.h) */
+typedef int CUstreamCaptureStatus;     /* enum CUstreamCaptureStatus_enum */
+typedef int CUpointer_attribute;       /* enum CUpointer_attribute_enum */
+typedef void (*CUhostFn)(void* userData);
 #endif
 
 /* With BK_USE_REAL_CUBLAS_TYPES (the test, when cuBLAS headers exist) these
@@ -58,6 +61,7 @@ typedef struct {
 
 /* ABI values (cuda.h, cublas_api.h). */
 #define BK_CUDA_SUCCESS 0
+#define BK_CUDA_ERROR_INVALID_VALUE 1
 #define BK_CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT 16
 #define BK_CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MAJOR 75
 #define BK_CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MINOR 76
@@ -126,6 +130,15 @@ typedef CUresult (*bk_pfn_cuEventElapsedTime)(float* pMilliseconds, CUevent hSta
 typedef CUresult (*bk_pfn_cuEventDestroy_v2)(CUevent hEvent);
 typedef CUresult (*bk_pfn_cuGetErrorName)(CUresult error, const char** pStr);
 typedef CUresult (*bk_pfn_cuGetErrorString)(CUresult error, const char** pStr);
+/* CUDA 12.4+: a kernel parameter's offset and size (NULL on older drivers:
+ * launches are then not checked against the kernel's signature). */
+typedef CUresult (*bk_pfn_cuFuncGetParamInfo)(CUfunction func, size_t paramIndex, size_t* paramOffset,
+                                              size_t* paramSize);
+/* Not called by the cuda package; what the stand-in cuBLAS of
+ * kernels/standin/ uses to run on the stand-in driver's streams. */
+typedef CUresult (*bk_pfn_cuLaunchHostFunc)(CUstream hStream, CUhostFn fn, void* userData);
+typedef CUresult (*bk_pfn_cuStreamIsCapturing)(CUstream hStream, CUstreamCaptureStatus* captureStatus);
+typedef CUresult (*bk_pfn_cuPointerGetAttribute)(void* data, CUpointer_attribute attribute, CUdeviceptr ptr);
 
 /* cuBLAS (libcublas.so.13 / .12 / .11). */
 typedef cublasStatus_t (*bk_pfn_cublasCreate_v2)(cublasHandle_t* handle);

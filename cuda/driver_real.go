@@ -53,6 +53,7 @@ static struct {
 	bk_pfn_cuEventDestroy_v2 cuEventDestroy;
 	bk_pfn_cuGetErrorName cuGetErrorName;
 	bk_pfn_cuGetErrorString cuGetErrorString;
+	bk_pfn_cuFuncGetParamInfo cuFuncGetParamInfo; // NULL before CUDA 12.4: launches unchecked
 } bk_cu;
 
 static struct {
@@ -70,10 +71,25 @@ static struct {
 #define BK_SYM(lib, dst, name) \
 	if (!((dst) = (void*)dlsym((lib), (name)))) { snprintf(err, errlen, "libcuda.so.1 has no symbol %s", (name)); return -1; }
 
+// bk_libdir is $BLIPCUDA_CUDA_LIBS: when set (CI's stand-in libraries of
+// kernels/standin), every CUDA library is opened from that directory only;
+// unset, the loader's search path and the toolkit's directories are used.
+static const char* bk_libdir(void) {
+	const char* d = getenv("BLIPCUDA_CUDA_LIBS");
+	return d && d[0] ? d : NULL;
+}
+
 // bk_cu_load opens the driver once. Returns 0, or -1 with err set.
 static int bk_cu_load(char* err, int errlen) {
 	if (bk_cu.lib) return 0;
-	void* lib = dlopen("libcuda.so.1", RTLD_NOW | RTLD_LOCAL);
+	void* lib;
+	if (bk_libdir()) {
+		char path[4096];
+		snprintf(path, sizeof path, "%s/libcuda.so.1", bk_libdir());
+		lib = dlopen(path, RTLD_NOW | RTLD_LOCAL);
+	} else {
+		lib = dlopen("libcuda.so.1", RTLD_NOW | RTLD_LOCAL);
+	}
 	if (!lib) {
 		const char* e = dlerror();
 		snprintf(err, errlen, "dlopen libcuda.so.1: %s", e ? e : "unknown error");
@@ -122,6 +138,7 @@ static int bk_cu_load(char* err, int errlen) {
 	bk_cu.cuGraphLaunch = (bk_pfn_cuGraphLaunch)dlsym(lib, "cuGraphLaunch");
 	bk_cu.cuGraphExecDestroy = (bk_pfn_cuGraphExecDestroy)dlsym(lib, "cuGraphExecDestroy");
 	bk_cu.cuGraphDestroy = (bk_pfn_cuGraphDestroy)dlsym(lib, "cuGraphDestroy");
+	bk_cu.cuFuncGetParamInfo = (bk_pfn_cuFuncGetParamInfo)dlsym(lib, "cuFuncGetParamInfo");
 	bk_cu.lib = lib;
 	return 0;
 }
@@ -146,10 +163,14 @@ static struct {
 // usual directories ($CUDA_HOME/lib64, /usr/local/cuda/lib64) when the
 // loader's search path lacks it.
 static void* bk_dlopen_cuda(const char* soname) {
+	char path[4096];
+	if (bk_libdir()) {
+		snprintf(path, sizeof path, "%s/%s", bk_libdir(), soname);
+		return dlopen(path, RTLD_NOW | RTLD_LOCAL);
+	}
 	void* lib = dlopen(soname, RTLD_NOW | RTLD_LOCAL);
 	if (lib) return lib;
 	const char* dirs[] = {getenv("CUDA_HOME"), "/usr/local/cuda", "/usr/local/cuda/targets/x86_64-linux"};
-	char path[4096];
 	for (int i = 0; i < 3 && !lib; i++) {
 		if (!dirs[i] || !dirs[i][0]) continue;
 		snprintf(path, sizeof path, "%s/lib64/%s", dirs[i], soname);
@@ -322,6 +343,22 @@ static void bk_graph_destroy(uintptr_t e) { bk_cu.cuGraphExecDestroy((CUgraphExe
 static int bk_module_load(const void* image, uintptr_t* mod) { CUmodule m = 0; int r = bk_cu.cuModuleLoadData(&m, image); *mod = (uintptr_t)m; return r; }
 static int bk_module_unload(uintptr_t mod) { return bk_cu.cuModuleUnload((CUmodule)mod); }
 static int bk_module_function(uintptr_t mod, const char* name, uintptr_t* fn) { CUfunction f = 0; int r = bk_cu.cuModuleGetFunction(&f, (CUmodule)mod, name); *fn = (uintptr_t)f; return r; }
+// bk_func_params stores the byte size of each of fn's parameters (at most
+// max) and returns their count: -1 when the driver cannot say (no
+// cuFuncGetParamInfo, before CUDA 12.4, or it fails on the first parameter:
+// launches are then unchecked; every blipcuda kernel has parameters), -2
+// with more than max. The count ends at the first index the driver calls
+// CUDA_ERROR_INVALID_VALUE (documented: paramIndex out of range).
+static int bk_func_params(uintptr_t fn, int* sizes, int max) {
+	if (!bk_cu.cuFuncGetParamInfo) return -1;
+	for (int i = 0;; i++) {
+		size_t off = 0, size = 0;
+		int r = bk_cu.cuFuncGetParamInfo((CUfunction)fn, (size_t)i, &off, &size);
+		if (r != 0) return (i > 0 && r == BK_CUDA_ERROR_INVALID_VALUE) ? i : -1;
+		if (i >= max) return -2;
+		sizes[i] = (int)size;
+	}
+}
 static int bk_stream_create(uintptr_t* s) { CUstream st = 0; int r = bk_cu.cuStreamCreate(&st, BK_CU_STREAM_DEFAULT); *s = (uintptr_t)st; return r; }
 static int bk_stream_sync(uintptr_t s) { return bk_cu.cuStreamSynchronize((CUstream)s); }
 static int bk_stream_destroy(uintptr_t s) { return bk_cu.cuStreamDestroy((CUstream)s); }
@@ -558,12 +595,22 @@ func (r *realDriver) close() {
 
 func (r *realDriver) errorName(code int) string {
 	if code >= blasBase {
+		if n, ok := blasStatusNames[code-blasBase]; ok {
+			return n
+		}
 		return fmt.Sprintf("CUBLAS_STATUS_%d", code-blasBase)
 	}
 	if s := C.GoString(C.bk_error_name(C.int(code))); s != "" {
 		return s
 	}
 	return fmt.Sprintf("CUresult(%d)", code)
+}
+
+// blasStatusNames are cublasStatus_t's names (cublas_api.h).
+var blasStatusNames = map[int]string{
+	1: "CUBLAS_STATUS_NOT_INITIALIZED", 3: "CUBLAS_STATUS_ALLOC_FAILED", 7: "CUBLAS_STATUS_INVALID_VALUE",
+	8: "CUBLAS_STATUS_ARCH_MISMATCH", 11: "CUBLAS_STATUS_MAPPING_ERROR", 13: "CUBLAS_STATUS_EXECUTION_FAILED",
+	14: "CUBLAS_STATUS_INTERNAL_ERROR", 15: "CUBLAS_STATUS_NOT_SUPPORTED", 16: "CUBLAS_STATUS_LICENSE_ERROR",
 }
 
 func (r *realDriver) errorString(code int) string {
@@ -611,7 +658,21 @@ func (r *realDriver) function(name string) (uintptr, []int, int) {
 	}
 	var fn C.uintptr_t
 	rc := C.bk_module_function(r.module, cs, &fn)
-	return uintptr(fn), nil, int(rc)
+	if rc != 0 {
+		return 0, nil, int(rc)
+	}
+	// The kernel's parameter sizes from the driver (CUDA 12.4+), so that
+	// Launch checks its arguments against the loaded kernel's signature.
+	var sizes [32]C.int
+	n := int(C.bk_func_params(fn, &sizes[0], C.int(len(sizes))))
+	if n < 0 {
+		return uintptr(fn), nil, 0
+	}
+	out := make([]int, n)
+	for i := range out {
+		out[i] = int(sizes[i])
+	}
+	return uintptr(fn), out, 0
 }
 
 func (r *realDriver) launch(fn uintptr, grid, block [3]uint32, vals []uint64) int {

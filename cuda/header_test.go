@@ -16,14 +16,12 @@ import (
 // headers are found ($BLIPCUDA_CUDA_INCLUDE, the nvcc wheels of
 // kernels/install-nvcc.sh, $CUDA_HOME/include, /usr/local/cuda/include).
 func TestHeaderMatchesCUDA(t *testing.T) {
+	home := os.Getenv("HOME")
+	// The nvcc venv of kernels/install-nvcc.sh, whatever Python made it.
+	wheels, _ := filepath.Glob(filepath.Join(home, ".cache/blipcuda-nvcc/lib/python3*/site-packages/nvidia/cu13/include"))
 	var inc []string
-	for _, d := range []string{
-		os.Getenv("BLIPCUDA_CUDA_INCLUDE"),
-		"/work/nvccenv/lib/python3.11/site-packages/nvidia/cu13/include",
-		filepath.Join(os.Getenv("HOME"), ".cache/blipcuda-nvcc/lib/python3.11/site-packages/nvidia/cu13/include"),
-		filepath.Join(os.Getenv("CUDA_HOME"), "include"),
-		"/usr/local/cuda/include",
-	} {
+	for _, d := range append([]string{os.Getenv("BLIPCUDA_CUDA_INCLUDE")}, append(wheels,
+		filepath.Join(os.Getenv("CUDA_HOME"), "include"), "/usr/local/cuda/include")...) {
 		if d == "" {
 			continue
 		}
@@ -35,9 +33,11 @@ func TestHeaderMatchesCUDA(t *testing.T) {
 	if len(inc) == 0 {
 		t.Skip("no cuda.h found (install with kernels/install-nvcc.sh or set BLIPCUDA_CUDA_INCLUDE)")
 	}
-	// cuBLAS headers come with the nvidia-cublas wheel or a toolkit.
+	// cuBLAS headers: kernels/install-cublas-headers.sh, a toolkit, or the
+	// nvidia-cublas wheel beside the nvcc ones.
 	haveBLAS := false
-	for _, d := range []string{os.Getenv("BLIPCUDA_CUBLAS_INCLUDE"), inc[0], filepath.Join(inc[0], "../../cublas/include"), filepath.Join(inc[0], "../../cu13/include")} {
+	for _, d := range []string{os.Getenv("BLIPCUDA_CUBLAS_INCLUDE"), inc[0], filepath.Join(home, ".cache/blipcuda-cublas-headers"),
+		filepath.Join(inc[0], "../../cublas/include")} {
 		if d == "" {
 			continue
 		}
@@ -46,6 +46,9 @@ func TestHeaderMatchesCUDA(t *testing.T) {
 			inc = append(inc, d)
 			break
 		}
+	}
+	if !haveBLAS && os.Getenv("BLIPCUDA_REQUIRE_CUBLAS_HEADERS") != "" {
+		t.Fatal("BLIPCUDA_REQUIRE_CUBLAS_HEADERS is set but no cublas_api.h was found (kernels/install-cublas-headers.sh)")
 	}
 	cxx, err := exec.LookPath("g++")
 	if err != nil {
@@ -63,6 +66,8 @@ func TestHeaderMatchesCUDA(t *testing.T) {
 	// declaration of sym (cuBLAS's C++ header overloads some) has exactly
 	// that type.
 	src.WriteString("#define SAME(fn, sym) [[maybe_unused]] static bk_pfn_##fn bk_check_##fn = &sym;\n")
+	// The stand-in's extra entry point (kernels/standin/test_blas.cc's type).
+	src.WriteString("typedef cublasStatus_t (*bk_pfn_cublasLtMatrixLayoutSetAttribute_check)(cublasLtMatrixLayout_t, cublasLtMatrixLayoutAttribute_t, const void*, size_t);\n")
 	for _, f := range []struct{ typ, sym string }{
 		{"cuInit", "cuInit"}, {"cuDriverGetVersion", "cuDriverGetVersion"}, {"cuDeviceGet", "cuDeviceGet"},
 		{"cuDeviceGetCount", "cuDeviceGetCount"}, {"cuDeviceGetName", "cuDeviceGetName"},
@@ -80,6 +85,8 @@ func TestHeaderMatchesCUDA(t *testing.T) {
 		{"cuStreamBeginCapture_v2", "cuStreamBeginCapture_v2"}, {"cuStreamEndCapture", "cuStreamEndCapture"},
 		{"cuGraphInstantiateWithFlags", "cuGraphInstantiateWithFlags"}, {"cuGraphLaunch", "cuGraphLaunch"},
 		{"cuGraphExecDestroy", "cuGraphExecDestroy"}, {"cuGraphDestroy", "cuGraphDestroy"},
+		{"cuFuncGetParamInfo", "cuFuncGetParamInfo"}, {"cuLaunchHostFunc", "cuLaunchHostFunc"},
+		{"cuStreamIsCapturing", "cuStreamIsCapturing"}, {"cuPointerGetAttribute", "cuPointerGetAttribute"},
 	} {
 		fmt.Fprintf(&src, "SAME(%s, %s)\n", f.typ, f.sym)
 	}
@@ -100,6 +107,19 @@ static_assert(BK_CUBLASLT_MATMUL_DESC_EPILOGUE == CUBLASLT_MATMUL_DESC_EPILOGUE 
 static_assert(BK_CUBLASLT_EPILOGUE_DEFAULT == CUBLASLT_EPILOGUE_DEFAULT && BK_CUBLASLT_EPILOGUE_BIAS == CUBLASLT_EPILOGUE_BIAS &&
               BK_CUBLASLT_EPILOGUE_GELU_BIAS == CUBLASLT_EPILOGUE_GELU_BIAS, "Lt epilogues");
 static_assert(BK_CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES == CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, "Lt workspace preference");
+// The values the stand-in cuBLAS (kernels/standin/cublas.cc) hard-codes.
+static_assert(CUBLAS_STATUS_NOT_INITIALIZED == 1 && CUBLAS_STATUS_ALLOC_FAILED == 3 && CUBLAS_STATUS_INVALID_VALUE == 7 &&
+              CUBLAS_STATUS_EXECUTION_FAILED == 13 && CUBLAS_STATUS_NOT_SUPPORTED == 15, "stand-in statuses");
+static_assert(CUBLAS_OP_C == 2 && CUBLAS_DEFAULT_MATH == 0 && CUBLAS_PEDANTIC_MATH == 2 &&
+              CUBLAS_MATH_DISALLOW_REDUCED_PRECISION_REDUCTION == 16 && CUBLAS_GEMM_DEFAULT_TENSOR_OP == 99, "stand-in cuBLAS enums");
+static_assert(CUBLASLT_MATMUL_DESC_COMPUTE_TYPE == 0 && CUBLASLT_MATMUL_DESC_SCALE_TYPE == 1 && CUBLASLT_MATMUL_DESC_POINTER_MODE == 2 &&
+              CUBLASLT_MATMUL_DESC_TRANSC == 5 && CUBLASLT_MATMUL_DESC_BIAS_BATCH_STRIDE == 10 && CUBLASLT_MATMUL_DESC_BIAS_DATA_TYPE == 26, "Lt desc attributes");
+static_assert(CUBLASLT_MATRIX_LAYOUT_TYPE == 0 && CUBLASLT_MATRIX_LAYOUT_ORDER == 1 && CUBLASLT_MATRIX_LAYOUT_ROWS == 2 &&
+              CUBLASLT_MATRIX_LAYOUT_COLS == 3 && CUBLASLT_MATRIX_LAYOUT_LD == 4 && CUBLASLT_MATRIX_LAYOUT_BATCH_COUNT == 5 &&
+              CUBLASLT_MATRIX_LAYOUT_STRIDED_BATCH_OFFSET == 6 && CUBLASLT_ORDER_COL == 0 && CUBLASLT_ORDER_ROW == 1, "Lt layout attributes");
+static_assert(CUBLASLT_EPILOGUE_RELU == 2 && CUBLASLT_EPILOGUE_RELU_BIAS == 6 && CUBLASLT_EPILOGUE_GELU == 32 &&
+              CUBLASLT_MATMUL_PREF_SEARCH_MODE == 0, "Lt epilogues and preferences");
+SAME(cublasLtMatrixLayoutSetAttribute_check, cublasLtMatrixLayoutSetAttribute)
 static_assert(sizeof(cublasLtMatmulHeuristicResult_t) == 96 && offsetof(cublasLtMatmulHeuristicResult_t, workspaceSize) == 64 &&
               offsetof(cublasLtMatmulHeuristicResult_t, state) == 72 && sizeof(cublasLtMatmulAlgo_t) == 64, "heuristic result layout (cudadecl.h's stand-in)");
 `)
@@ -108,7 +128,18 @@ static_assert(sizeof(cublasLtMatmulHeuristicResult_t) == 96 && offsetof(cublasLt
 	src.WriteString(`static_assert(sizeof(CUresult) == sizeof(int) && sizeof(CUdevice) == sizeof(int) && sizeof(CUdevice_attribute) == sizeof(int), "int-sized types");
 static_assert(std::is_same_v<CUdeviceptr, unsigned long long>, "CUdeviceptr");
 static_assert(sizeof(CUcontext) == sizeof(void*) && sizeof(CUmodule) == sizeof(void*) && sizeof(CUfunction) == sizeof(void*) && sizeof(CUstream) == sizeof(void*) && sizeof(CUevent) == sizeof(void*), "handles");
-static_assert(BK_CUDA_SUCCESS == CUDA_SUCCESS, "CUDA_SUCCESS");
+static_assert(BK_CUDA_SUCCESS == CUDA_SUCCESS && BK_CUDA_ERROR_INVALID_VALUE == CUDA_ERROR_INVALID_VALUE, "CUDA_SUCCESS");
+// The stand-in driver's error codes (kernels/standin/cuerrors.def) and the
+// enum values it hard-codes.
+#define X(name, value, text) static_assert(name == value, #name);
+#include "../kernels/standin/cuerrors.def"
+#undef X
+static_assert(CU_POINTER_ATTRIBUTE_RANGE_START_ADDR == 11 && CU_POINTER_ATTRIBUTE_RANGE_SIZE == 12, "pointer attributes");
+static_assert(CU_STREAM_CAPTURE_STATUS_NONE == 0 && CU_STREAM_CAPTURE_STATUS_ACTIVE == 1 && CU_STREAM_CAPTURE_STATUS_INVALIDATED == 2, "capture status");
+static_assert(CU_STREAM_NON_BLOCKING == 1 && CU_EVENT_DISABLE_TIMING == 2, "stream and event flags");
+static_assert(CU_DEVICE_ATTRIBUTE_MAX_THREADS_PER_BLOCK == 1 && CU_DEVICE_ATTRIBUTE_MAX_SHARED_MEMORY_PER_BLOCK == 8 &&
+              CU_DEVICE_ATTRIBUTE_WARP_SIZE == 10 && CU_DEVICE_ATTRIBUTE_MAX_SHARED_MEMORY_PER_BLOCK_OPTIN == 97, "device attributes");
+static_assert(sizeof(CUstreamCaptureStatus) == sizeof(int) && sizeof(CUpointer_attribute) == sizeof(int), "enum sizes");
 static_assert(BK_CUDA_R_32F == CUDA_R_32F && BK_CUDA_R_16F == CUDA_R_16F && BK_CUDA_R_16BF == CUDA_R_16BF, "cudaDataType");
 static_assert(sizeof(cudaDataType) == sizeof(int), "cudaDataType is int-sized");
 static_assert(BK_CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT == CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT, "SM count attribute");

@@ -17,12 +17,13 @@
 //     cast to float32, float32 normalise) into a CHW float32 tensor
 //     (Config.Preprocess; Config.Load does all four steps).
 //
-// Parity with Pillow: PNG, GIF, BMP and WebP (lossless and lossy; libwebp's
-// chroma upsampling and YUV conversion are reproduced) give bitwise the same
-// pixel_values as transformers. JPEG is decoded by Go's image/jpeg, whose
-// IDCT differs from libjpeg-turbo's, so decoded pixels differ by up to a few
-// levels (mean ≈ 0.05 levels); libjpeg-turbo's chroma upsampling and colour
-// conversion are reproduced, so nothing larger remains. The tests against
-// fixtures generated with Pillow and transformers (testdata/images) state
-// the measured numbers.
+// Parity with Pillow: PNG, GIF, BMP, WebP (lossless and lossy; libwebp's
+// chroma upsampling and YUV conversion are reproduced) and JPEG give bitwise
+// the same pixel_values as transformers. JPEG is decoded by this package's
+// own decoder (jpeg.go), which reproduces what Pillow's libjpeg-turbo does
+// with Pillow's settings: the ISLOW integer IDCT, fancy chroma upsampling,
+// libjpeg's colour-space rules and fixed-point YCbCr conversion, Pillow's
+// CMYK handling. The tests against fixtures generated with Pillow and
+// transformers (testdata/images, testdata/images/jpeg) require every pixel
+// equal. No EXIF orientation is applied, as in BlipImageProcessor.
 package imageproc

@@ -166,30 +166,21 @@ func TestFixturesExact(t *testing.T) {
 	}
 }
 
-// JPEG tolerance. Go's image/jpeg is not libjpeg-turbo: its integer IDCT
-// differs from libjpeg-turbo's ISLOW IDCT, so decoded samples differ by a few
-// levels here and there. (Chroma upsampling and YCbCr→RGB, the other two
-// differences, are reproduced in jpegyuv.go; before that, 4:2:0 images
-// differed by up to 80 levels at colour edges, mean 13 on noise.) Measured on
-// the JPEG fixtures (4:4:4, 4:2:2, 4:2:0, progressive, grey, CMYK, sizes 1×1
-// to 200×150), Go decode vs Pillow decode:
-//
-//	decoded RGB:   max abs diff 3 levels, mean abs diff ≤ 0.08 levels
-//	pixel_values:  max abs diff 0.058 (≈ 1.5 levels after normalisation by
-//	               std ≈ 0.26 and the bicubic resize)
-//
-// The bounds leave a little room for other Go versions' decoders. Lossy WebP
-// needs no tolerance: it is decoded bit-exactly (see webpyuv.go) and checked
-// in TestFixturesExact.
+// JPEG tolerance: none. imageproc decodes JPEG with its own decoder (jpeg.go),
+// which reproduces libjpeg-turbo's ISLOW IDCT, upsampling and colour
+// conversion, so the decoded RGB and pixel_values equal Pillow's exactly.
+// (With Go's image/jpeg they differed by up to 3 levels, mean 0.08, and
+// pixel_values by up to 0.058.) Lossy WebP needs no tolerance either: it is
+// decoded bit-exactly (see webpyuv.go) and checked in TestFixturesExact.
 const (
-	jpegMaxRGB  = 4
-	jpegMeanRGB = 0.15
-	jpegMaxPV   = 0.08
+	jpegMaxRGB  = 0
+	jpegMeanRGB = 0.0
+	jpegMaxPV   = 0.0
 )
 
-// TestFixturesLossy compares Go's decode of each JPEG with
-// Pillow's (stored losslessly in the .ref.png next to it) and bounds the
-// difference of the decoded RGB and of pixel_values.
+// TestFixturesLossy compares blipcuda's decode of each JPEG fixture with
+// Pillow's (stored losslessly in the .ref.png next to it): the decoded RGB and
+// pixel_values must be equal.
 func TestFixturesLossy(t *testing.T) {
 	fs := loadFixtures(t)
 	cfg := DefaultConfig()

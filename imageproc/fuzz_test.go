@@ -24,7 +24,7 @@ func FuzzDecode(f *testing.F) {
 	}
 	for _, e := range entries {
 		n := e.Name()
-		if strings.HasSuffix(n, ".json") || strings.HasSuffix(n, ".py") || strings.HasSuffix(n, ".txt") {
+		if e.IsDir() || strings.HasSuffix(n, ".json") || strings.HasSuffix(n, ".py") || strings.HasSuffix(n, ".txt") {
 			continue
 		}
 		data, err := os.ReadFile(filepath.Join(fixtureDir, n))

@@ -49,15 +49,26 @@ func openTiny(t testing.TB, name string) (*Model, *Weights) {
 // (checked through the recorded SHA-256 of pixel_values).
 func fixturePixels(t testing.TB, fx modelFixture) []float32 {
 	t.Helper()
+	paths := make([]string, len(fx.Images))
+	for i, name := range fx.Images {
+		paths[i] = filepath.Join(fixtureDir, "images", name)
+	}
+	return pixelsChecked(t, paths, fx.PixelSHA256)
+}
+
+// pixelsChecked preprocesses the images at paths and checks each against the
+// SHA-256 of transformers' pixel_values.
+func pixelsChecked(t testing.TB, paths, sha []string) []float32 {
+	t.Helper()
 	pre := imageproc.DefaultConfig()
 	var all []float32
-	for i, name := range fx.Images {
-		px, err := pre.Load(filepath.Join(fixtureDir, "images", name), imageproc.DefaultMaxPixels)
+	for i, path := range paths {
+		px, err := pre.Load(path, imageproc.DefaultMaxPixels)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if got := pixelHash(px); got != fx.PixelSHA256[i] {
-			t.Fatalf("%s: pixel_values differ from transformers' (sha256 %s, want %s)", name, got, fx.PixelSHA256[i])
+		if got := pixelHash(px); got != sha[i] {
+			t.Fatalf("%s: pixel_values differ from transformers' (sha256 %s, want %s)", path, got, sha[i])
 		}
 		all = append(all, px...)
 	}
@@ -99,53 +110,91 @@ func TestParityWithTransformers(t *testing.T) {
 			if got := m.Config().NumParams(); got != fx.NumParams {
 				t.Errorf("NumParams = %d, transformers counts %d", got, fx.NumParams)
 			}
-			px := fixturePixels(t, fx)
 			nImg := len(fx.Images)
-			feats, err := m.EncodeImages(ctx, px, nImg)
-			if err != nil {
-				t.Fatal(err)
-			}
+			feats, imgEmb := encodeFixture(ctx, t, m, fixturePixels(t, fx), nImg)
 			defer feats.Free()
-			imgEmb, err := m.ImageEmbeddings(ctx, feats)
-			if err != nil {
-				t.Fatal(err)
-			}
 			for _, proto := range []struct {
 				name string
 				p    protocolFixture
 			}{{"hf", fx.HF}, {"blip", fx.BLIP}} {
 				t.Run(proto.name, func(t *testing.T) {
-					p := proto.p
-					assertClose(t, "image embeddings", imgEmb, p.ImageEmbeds, parityTol)
-					txtEmb, err := m.TextEmbeddings(ctx, batchOf(p.InputIDs))
-					if err != nil {
-						t.Fatal(err)
-					}
-					assertClose(t, "text embeddings", txtEmb, p.TextEmbeds, parityTol)
-					nTxt := len(p.InputIDs)
-					d := m.Config().ImageTextHiddenSize
-					itc := make([]float32, nImg*nTxt)
-					for i := 0; i < nImg; i++ {
-						for j := 0; j < nTxt; j++ {
-							var s float32
-							for k := 0; k < d; k++ {
-								s += imgEmb[i*d+k] * txtEmb[j*d+k]
-							}
-							itc[i*nTxt+j] = s
-						}
-					}
-					assertClose(t, "ITC", itc, p.ITC, parityTol)
-					var logits []float32
-					for i := 0; i < nImg; i++ {
-						l, err := m.ITMLogits(ctx, feats, i, batchOf(p.ITMInputIDs))
-						if err != nil {
-							t.Fatal(err)
-						}
-						logits = append(logits, l...)
-					}
-					assertClose(t, "ITM logits", logits, p.ITMLogits, parityTol)
+					checkProtocol(ctx, t, m, feats, imgEmb, nImg, proto.p)
 				})
 			}
+		})
+	}
+}
+
+// encodeFixture encodes n preprocessed images and returns their features
+// (the caller frees them, before closing the model) and ITC embeddings.
+func encodeFixture(ctx context.Context, t *testing.T, m *Model, px []float32, n int) (*ImageFeatures, []float32) {
+	t.Helper()
+	feats, err := m.EncodeImages(ctx, px, n)
+	if err != nil {
+		t.Fatal(err)
+	}
+	imgEmb, err := m.ImageEmbeddings(ctx, feats)
+	if err != nil {
+		feats.Free()
+		t.Fatal(err)
+	}
+	return feats, imgEmb
+}
+
+// checkProtocol compares embeddings, ITC and ITM logits of nImg encoded
+// images (feats, imgEmb) with one protocol's references.
+func checkProtocol(ctx context.Context, t *testing.T, m *Model, feats *ImageFeatures, imgEmb []float32, nImg int, p protocolFixture) {
+	t.Helper()
+	assertClose(t, "image embeddings", imgEmb, p.ImageEmbeds, parityTol)
+	txtEmb, err := m.TextEmbeddings(ctx, batchOf(p.InputIDs))
+	if err != nil {
+		t.Fatal(err)
+	}
+	assertClose(t, "text embeddings", txtEmb, p.TextEmbeds, parityTol)
+	nTxt := len(p.InputIDs)
+	d := m.Config().ImageTextHiddenSize
+	itc := make([]float32, nImg*nTxt)
+	for i := 0; i < nImg; i++ {
+		for j := 0; j < nTxt; j++ {
+			var s float32
+			for k := 0; k < d; k++ {
+				s += imgEmb[i*d+k] * txtEmb[j*d+k]
+			}
+			itc[i*nTxt+j] = s
+		}
+	}
+	assertClose(t, "ITC", itc, p.ITC, parityTol)
+	var logits []float32
+	for i := 0; i < nImg; i++ {
+		l, err := m.ITMLogits(ctx, feats, i, batchOf(p.ITMInputIDs))
+		if err != nil {
+			t.Fatal(err)
+		}
+		logits = append(logits, l...)
+	}
+	assertClose(t, "ITM logits", logits, p.ITMLogits, parityTol)
+}
+
+// TestParityJPEG: a photo-like 4:2:0 JPEG, decoded by imageproc's own JPEG
+// decoder, gives transformers' pixel_values exactly (transformers got them
+// through Pillow's libjpeg-turbo) and its embeddings, ITC and ITM logits at
+// the same 1e-4 tolerance as the PNG images.
+func TestParityJPEG(t *testing.T) {
+	f := loadFixtures(t)
+	ctx := context.Background()
+	for _, name := range []string{"tiny-base", "tiny-large"} {
+		t.Run(name, func(t *testing.T) {
+			jc := f.Models[name].JPEG
+			if jc == nil {
+				t.Fatal("expected.json has no jpeg case (rerun testdata/models/make_fixtures.py)")
+			}
+			m, w := openTiny(t, name)
+			defer w.Close()
+			defer m.Close()
+			px := pixelsChecked(t, []string{filepath.Join(fixtureDir, jc.Image)}, []string{jc.PixelSHA256})
+			feats, imgEmb := encodeFixture(ctx, t, m, px, 1)
+			defer feats.Free()
+			checkProtocol(ctx, t, m, feats, imgEmb, 1, jc.HF)
 		})
 	}
 }

@@ -30,11 +30,7 @@ kernelhash() {
 if [ "${1:-}" != "--hash" ]; then
   nvcc=${NVCC:-}
   if [ -z "$nvcc" ]; then
-    if [ -x /work/nvccenv/lib/python3.11/site-packages/nvidia/cu13/bin/nvcc ]; then
-      nvcc=/work/nvccenv/lib/python3.11/site-packages/nvidia/cu13/bin/nvcc
-    else
-      nvcc=$(bash kernels/install-nvcc.sh)
-    fi
+    nvcc=$(bash kernels/install-nvcc.sh)
   fi
   # A fixed path for the unity file: nvcc records it, so a temporary name
   # would make every build differ.

@@ -179,7 +179,7 @@ func runEval(ctx context.Context, a *app, args []string) error {
 	}
 	if r.Truncated > 0 {
 		a.log.Info(fmt.Sprintf("%d of %d texts were cut to the protocol's length (%s), as BLIP's evaluation cuts them",
-			r.Truncated, len(r.Collection.Texts), truncationLimit(string(info.Protocol))))
+			r.Truncated, len(r.Collection.Texts), m.TruncationLimit()))
 	}
 	res := newEvalResult(annPath, mf.model, info, col, r)
 	if err := a.writeEvalOutputs(ctx, ef, res, r); err != nil {
@@ -286,7 +286,7 @@ func (a *app) writeEvalOutputs(ctx context.Context, ef evalFlags, res *evalResul
 	}
 	files = nil
 	if toStdout {
-		return a.writeOutput("", write)
+		return a.writeOutput(ctx, "", write)
 	}
 	return nil
 }

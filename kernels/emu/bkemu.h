@@ -62,6 +62,11 @@ const char* bkemu_kernel_name(int i);
  * stored there, so a host binding can check its argument marshalling. */
 int bkemu_kernel_params(const char* kernel_name, int* sizes, int max_sizes);
 
+/* Like bkemu_kernel_params, but stores 1 for each parameter that is a pointer
+ * (a device address) and 0 for the others, so a driver stand-in can check the
+ * addresses a launch passes. */
+int bkemu_kernel_param_pointers(const char* kernel_name, unsigned char* pointers, int max_params);
+
 /* Sets the number of worker threads for later launches (n <= 0: the default).
  * Returns the previous setting. */
 int bkemu_set_threads(int n);

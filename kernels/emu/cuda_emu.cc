@@ -39,6 +39,7 @@ struct KernelInfo {
   GenericFn fn;
   Invoker inv;
   std::vector<int> sizes;
+  std::vector<unsigned char> pointers;  // 1 where parameter i is a pointer
 };
 
 namespace {
@@ -63,9 +64,11 @@ const KernelInfo* find_kernel(const char* name) {
 
 }  // namespace
 
-bool register_kernel(const char* name, GenericFn fn, Invoker inv, int nparams, const int* sizes) {
+bool register_kernel(const char* name, GenericFn fn, Invoker inv, int nparams, const int* sizes,
+                     const unsigned char* pointers) {
   std::lock_guard<std::mutex> g(registry_mu());
-  KernelInfo k{name, fn, inv, std::vector<int>(sizes, sizes + nparams)};
+  KernelInfo k{name, fn, inv, std::vector<int>(sizes, sizes + nparams),
+               std::vector<unsigned char>(pointers, pointers + nparams)};
   return registry().emplace(k.name, std::move(k)).second;
 }
 
@@ -532,6 +535,14 @@ extern "C" int bkemu_kernel_params(const char* kernel_name, int* sizes, int max_
   if (sizes)
     for (int i = 0; i < int(k->sizes.size()) && i < max_sizes; ++i) sizes[i] = k->sizes[i];
   return int(k->sizes.size());
+}
+
+extern "C" int bkemu_kernel_param_pointers(const char* kernel_name, unsigned char* pointers, int max_params) {
+  const bkemu::KernelInfo* k = bkemu::find_kernel(kernel_name);
+  if (k == nullptr) return BKEMU_ERR_UNKNOWN_KERNEL;
+  if (pointers)
+    for (int i = 0; i < int(k->pointers.size()) && i < max_params; ++i) pointers[i] = k->pointers[i];
+  return int(k->pointers.size());
 }
 
 extern "C" int bkemu_set_threads(int n) { return bkemu::Pool::get().set_threads(n); }

@@ -390,7 +390,8 @@ inline unsigned char* dynamic_shared() { return tl_fiber->blk->dyn_smem; }
 using GenericFn = void (*)();
 using Invoker = void (*)(GenericFn fn, void* const* args);
 
-bool register_kernel(const char* name, GenericFn fn, Invoker inv, int nparams, const int* sizes);
+bool register_kernel(const char* name, GenericFn fn, Invoker inv, int nparams, const int* sizes,
+                     const unsigned char* pointers);
 
 template <class... A>
 struct Invoke {
@@ -408,7 +409,9 @@ template <class... A>
 bool register_kernel(const char* name, void (*fn)(A...)) {
   static_assert((std::is_trivially_copyable_v<A> && ...), "kernel parameters must be plain C types");
   const int sizes[] = {int(sizeof(A))..., 0};
-  return register_kernel(name, reinterpret_cast<GenericFn>(fn), &Invoke<A...>::run, int(sizeof...(A)), sizes);
+  const unsigned char pointers[] = {static_cast<unsigned char>(std::is_pointer_v<A>)..., 0};
+  return register_kernel(name, reinterpret_cast<GenericFn>(fn), &Invoke<A...>::run, int(sizeof...(A)), sizes,
+                         pointers);
 }
 
 // C++ convenience for tests: launch by name with typed arguments, checking the

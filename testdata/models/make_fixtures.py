@@ -15,6 +15,8 @@ What it writes (all under testdata/models/):
                  text_config.num_attention_heads (so transformers' default of
                  8 applies, the base-flickr pitfall), and vocab.txt only.
   images/        the three small PNG images the references are computed on.
+  jpeg/photo.jpg a photo-like JPEG (4:2:0, quality 75), computed on separately
+                 under "jpeg" (hf protocol) to check JPEG decoding end to end.
   expected.json  per model: the images' pixel_values SHA-256, the texts, and
                  under both protocols ("hf": exactly BlipForImageTextRetrieval;
                  "blip": BLIP's pre_caption cleaning, at most 35 tokens, [ENC]
@@ -80,6 +82,9 @@ def pre_caption(caption, max_words=30):
     if len(words) > max_words:
         caption = " ".join(words[:max_words])
     return caption
+
+
+JPEG_IMAGE = "jpeg/photo.jpg"  # relative to testdata/models (not in images/, which tools scan)
 
 
 def make_images(d):
@@ -213,6 +218,33 @@ def activations(model, tok, pixel_values, text):
     return {k: v.contiguous().float() for k, v in acts.items()}
 
 
+def make_jpeg():
+    """A photo-like JPEG as cameras and COCO store them (4:2:0, quality 75,
+    Pillow's defaults), not an upscale: gradients, shapes with soft and hard
+    edges, fine texture and sensor-like noise. It is decoded by Pillow's
+    libjpeg-turbo here and by blipcuda's own decoder in the Go test."""
+    rng = np.random.default_rng(11)
+    w, h = 320, 240
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float64)
+    sky = np.stack([90 + 0.3 * yy, 140 + 0.25 * yy, 230 - 0.2 * yy], -1)
+    ground = np.stack([70 + 30 * np.sin(xx / 9.0) * np.cos(yy / 5.0), 120 + 0.2 * xx, 40 + 0.1 * yy], -1)
+    horizon = 140 + 12 * np.sin(xx / 40.0)
+    arr = np.where((yy < horizon)[..., None], sky, ground)
+    arr = arr + rng.normal(0, 4.0, arr.shape)
+    im = Image.fromarray(np.clip(np.rint(arr), 0, 255).astype(np.uint8), "RGB")
+    dr = ImageDraw.Draw(im)
+    dr.ellipse([230, 25, 285, 80], fill=(252, 236, 150))
+    dr.rectangle([40, 100, 120, 190], fill=(150, 60, 45))
+    dr.polygon([(35, 100), (80, 60), (125, 100)], fill=(90, 30, 30))
+    dr.rectangle([70, 150, 90, 190], fill=(60, 40, 20))
+    for i in range(12):
+        x0 = 150 + 12 * i
+        dr.line([(x0, 200), (x0 + 5, 150 + 3 * i)], fill=(30, 90 + 8 * i, 30), width=3)
+    os.makedirs(os.path.join(ROOT, "jpeg"), exist_ok=True)
+    im.save(os.path.join(ROOT, JPEG_IMAGE), quality=75)
+    return JPEG_IMAGE
+
+
 def build(name, vision, text, seed, fmt, omit_text_heads, image_names, images_dir, tok):
     cfg = BlipConfig(vision_config=vision, text_config=text, image_text_hidden_size=256)
     torch.manual_seed(seed)
@@ -262,6 +294,14 @@ def build(name, vision, text, seed, fmt, omit_text_heads, image_names, images_di
                  "bfloat16": half_protocol(model, tok, pixel_values, TEXTS, torch.bfloat16)},
     }
     save_file(activations(model, tok, pixel_values, TEXTS[0]), os.path.join(d, "activations.safetensors"))
+    # A real-photo-like JPEG, computed on its own (so the numbers above are
+    # unchanged by it), "hf" protocol.
+    jpeg_pv = proc([Image.open(os.path.join(ROOT, JPEG_IMAGE))], return_tensors="pt")["pixel_values"].float()
+    entry["jpeg"] = {
+        "image": JPEG_IMAGE,
+        "pixel_sha256": hashlib.sha256(jpeg_pv[0].numpy().astype("<f4").tobytes()).hexdigest(),
+        "hf": run_protocol(model, tok, jpeg_pv, TEXTS, "hf"),
+    }
     return entry
 
 
@@ -289,6 +329,7 @@ def main():
     torch.set_num_threads(1)
     images_dir = os.path.join(ROOT, "images")
     image_names = make_images(images_dir)
+    make_jpeg()
     tok = BertTokenizer(vocab_file=VOCAB, do_lower_case=True, model_max_length=512)
     expected = {
         "versions": {"torch": torch.__version__, "transformers": __import__("transformers").__version__,
