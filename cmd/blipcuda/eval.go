@@ -403,16 +403,8 @@ func writeEvalTable(w io.Writer, res *evalResult, r *eval.Result) error {
 func writeEvalScores(w io.Writer, res *evalResult, r *eval.Result) error {
 	nImg, nTxt := len(r.Collection.Entries), len(r.Collection.Texts)
 	meta := map[string]string{"format": "np"}
-	for _, f := range res.header(r) {
-		if s, ok := f.value.(string); ok {
-			meta[f.key] = s
-			continue
-		}
-		b, err := json.Marshal(f.value)
-		if err != nil {
-			return err
-		}
-		meta[f.key] = string(b)
+	if err := addMetadata(meta, res.header(r)); err != nil {
+		return err
 	}
 	images := make([]string, nImg)
 	for i, e := range r.Collection.Entries {
