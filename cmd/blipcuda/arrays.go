@@ -109,3 +109,20 @@ func writeSafetensorsArrays(w io.Writer, arrays []array, meta map[string]string)
 	}
 	return nil
 }
+
+// addMetadata adds fields to a safetensors __metadata__ map (whose values
+// are strings): strings as they are, other values as JSON.
+func addMetadata(meta map[string]string, fields []jsonField) error {
+	for _, f := range fields {
+		if s, ok := f.value.(string); ok {
+			meta[f.key] = s
+			continue
+		}
+		b, err := json.Marshal(f.value)
+		if err != nil {
+			return fmt.Errorf("metadata %s: %w", f.key, err)
+		}
+		meta[f.key] = string(b)
+	}
+	return nil
+}

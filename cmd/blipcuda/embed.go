@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"os"
@@ -326,16 +325,8 @@ func (a *app) writeEmbeddings(ctx context.Context, out embedOutput, r *embedResu
 		})
 	case out.format == "safetensors":
 		meta := map[string]string{"format": "np", "schema_version": strconv.Itoa(embedSchemaVersion)}
-		for _, f := range r.header()[1:] {
-			if s, ok := f.value.(string); ok {
-				meta[f.key] = s
-				continue
-			}
-			b, err := json.Marshal(f.value)
-			if err != nil {
-				return err
-			}
-			meta[f.key] = string(b)
+		if err := addMetadata(meta, r.header()[1:]); err != nil {
+			return err
 		}
 		return a.writeOutput(ctx, out.path, func(w io.Writer) error {
 			return writeSafetensorsArrays(w, r.arrays(), meta)

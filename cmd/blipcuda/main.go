@@ -34,7 +34,7 @@ var hubEnv = []string{"HF_HOME", "HF_HUB_CACHE", "HF_ENDPOINT", "HF_HUB_OFFLINE"
 var commands []*command
 
 func init() {
-	commands = []*command{matchCommand, embedCommand, indexCommand, searchCommand, modelsCommand, pullCommand, convertCommand, serveCommand, versionCommand}
+	commands = []*command{matchCommand, embedCommand, indexCommand, searchCommand, evalCommand, modelsCommand, pullCommand, convertCommand, serveCommand, versionCommand}
 }
 
 func lookupCommand(name string) *command {
