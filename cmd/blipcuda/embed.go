@@ -145,7 +145,7 @@ func runEmbed(ctx context.Context, a *app, args []string) error {
 	}
 	var paths []string
 	if len(pos) > 0 {
-		if paths, err = collectImages(pos, recursive, func(note string) { a.log.Warn(note) }); err != nil {
+		if paths, err = collectImages(pos, walkOptions{recursive: recursive, skip: func(note string) { a.log.Warn(note) }}); err != nil {
 			return err
 		}
 	}

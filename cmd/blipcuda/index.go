@@ -12,7 +12,6 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
-	"sort"
 	"strings"
 	"time"
 
@@ -87,7 +86,7 @@ func runIndex(ctx context.Context, a *app, args []string) error {
 		return usagef("nothing to index: name image files or directories (or give --prune alone to drop vanished files)")
 	}
 	modelGiven := flagGiven(flags, "model")
-	paths, err := walkImages(pos)
+	paths, err := collectImages(pos, walkOptions{recursive: true, confineLinks: true, allowEmpty: true, skip: func(note string) { a.log.Warn(note) }})
 	if err != nil {
 		return err
 	}
@@ -329,70 +328,6 @@ func hashFile(path string) (string, error) {
 		return "", err
 	}
 	return hex.EncodeToString(h.Sum(nil)), nil
-}
-
-// walkImages expands the arguments of index: files as given; directories
-// recursively to the image files they hold (hidden files and directories
-// skipped), following a symbolic link only when its target lies inside
-// the directory. The result is sorted within each directory and free of
-// repeats.
-func walkImages(args []string) ([]string, error) {
-	var out []string
-	for _, arg := range args {
-		st, err := os.Stat(arg)
-		if err != nil {
-			return nil, fmt.Errorf("image %s: %w", arg, pathError(err))
-		}
-		if !st.IsDir() {
-			out = append(out, arg)
-			continue
-		}
-		root, err := filepath.EvalSymlinks(arg)
-		if err != nil {
-			return nil, fmt.Errorf("image directory %s: %w", arg, pathError(err))
-		}
-		root, _ = filepath.Abs(root)
-		var found []string
-		err = filepath.WalkDir(arg, func(p string, d fs.DirEntry, err error) error {
-			if err != nil {
-				return fmt.Errorf("image directory %s: %w", p, pathError(err))
-			}
-			if p == arg {
-				return nil
-			}
-			if strings.HasPrefix(d.Name(), ".") {
-				if d.IsDir() {
-					return filepath.SkipDir
-				}
-				return nil
-			}
-			if d.IsDir() || !isImageName(d.Name()) {
-				return nil
-			}
-			if d.Type()&fs.ModeSymlink != 0 {
-				target, err := filepath.EvalSymlinks(p)
-				if err != nil {
-					return nil // a dangling link
-				}
-				if target, _ = filepath.Abs(target); !within(root, target) {
-					return nil
-				}
-				if ti, err := os.Stat(target); err != nil || !ti.Mode().IsRegular() {
-					return nil
-				}
-			} else if !d.Type().IsRegular() {
-				return nil
-			}
-			found = append(found, p)
-			return nil
-		})
-		if err != nil {
-			return nil, err
-		}
-		sort.Strings(found)
-		out = append(out, found...)
-	}
-	return out, nil
 }
 
 // within reports whether path lies inside dir (both absolute and clean).

@@ -46,12 +46,25 @@ func pathError(err error) error {
 	return err
 }
 
+// walkOptions say how collectImages walks a directory.
+type walkOptions struct {
+	// recursive walks subdirectories too.
+	recursive bool
+	// confineLinks follows a symbolic link only when its target lies inside
+	// the directory walked (index: links do not lead out of the tree).
+	confineLinks bool
+	// allowEmpty accepts a directory that holds no images.
+	allowEmpty bool
+	// skip, if not nil, is told of each entry skipped as not a regular file.
+	skip func(note string)
+}
+
 // collectImages expands the image arguments: files as given, directories
-// to the image files they hold (sorted; hidden files skipped; with
-// recursive, their subdirectories too). Only regular files are images: an
-// argument that is a FIFO or a device is refused, and such an entry of a
-// directory is skipped with a note passed to skip.
-func collectImages(args []string, recursive bool, skip func(note string)) ([]string, error) {
+// to the image files they hold (sorted; hidden files and directories
+// skipped; with o.recursive, their subdirectories too). Only regular files
+// are images: an argument that is a FIFO or a device is refused, and such
+// an entry of a directory is skipped with a note passed to o.skip.
+func collectImages(args []string, o walkOptions) ([]string, error) {
 	var out []string
 	for _, arg := range args {
 		st, err := os.Stat(arg)
@@ -64,6 +77,13 @@ func collectImages(args []string, recursive bool, skip func(note string)) ([]str
 			}
 			out = append(out, arg)
 			continue
+		}
+		root := ""
+		if o.confineLinks {
+			if root, err = filepath.EvalSymlinks(arg); err != nil {
+				return nil, fmt.Errorf("image directory %s: %w", arg, pathError(err))
+			}
+			root, _ = filepath.Abs(root)
 		}
 		var found []string
 		subdirs := 0
@@ -82,33 +102,43 @@ func collectImages(args []string, recursive bool, skip func(note string)) ([]str
 			}
 			if d.IsDir() {
 				subdirs++
-				if !recursive {
+				if !o.recursive {
 					return filepath.SkipDir
 				}
 				return nil
 			}
-			if isImageName(d.Name()) {
-				// Stat follows a symbolic link to a regular file.
-				if st, err := os.Stat(p); err != nil || !st.Mode().IsRegular() {
-					if skip != nil {
-						why := "unreadable"
-						if err == nil {
-							why = bounded.Kind(st.Mode())
-						}
-						skip(fmt.Sprintf("skipping %s: %s, not a regular file", p, why))
-					}
+			if !isImageName(d.Name()) {
+				return nil
+			}
+			if o.confineLinks && d.Type()&fs.ModeSymlink != 0 {
+				target, err := filepath.EvalSymlinks(p)
+				if err != nil {
+					return nil // a dangling link
+				}
+				if target, _ = filepath.Abs(target); !within(root, target) {
 					return nil
 				}
-				found = append(found, p)
 			}
+			// Stat follows a symbolic link to a regular file.
+			if st, err := os.Stat(p); err != nil || !st.Mode().IsRegular() {
+				if o.skip != nil {
+					why := "unreadable"
+					if err == nil {
+						why = bounded.Kind(st.Mode())
+					}
+					o.skip(fmt.Sprintf("skipping %s: %s, not a regular file", p, why))
+				}
+				return nil
+			}
+			found = append(found, p)
 			return nil
 		})
 		if err != nil {
 			return nil, err
 		}
-		if len(found) == 0 {
+		if len(found) == 0 && !o.allowEmpty {
 			hint := ""
-			if subdirs > 0 && !recursive {
+			if subdirs > 0 && !o.recursive {
 				hint = "; it has subdirectories: add --recursive to look in them"
 			}
 			return nil, fmt.Errorf("image directory %s holds no images (%s)%s", arg, strings.Join(imageExts, ", "), hint)

@@ -115,7 +115,7 @@ func runMatch(ctx context.Context, a *app, args []string) error {
 	if err != nil {
 		return err
 	}
-	paths, err := collectImages(pos, recursive, func(note string) { a.log.Warn(note) })
+	paths, err := collectImages(pos, walkOptions{recursive: recursive, skip: func(note string) { a.log.Warn(note) }})
 	if err != nil {
 		return err
 	}
