@@ -40,7 +40,7 @@ func loadLib(t *testing.T) *blipcuda.Model {
 	return m
 }
 
-func run(t *testing.T, build func(s beam.Scope) error) error {
+func run(t testing.TB, build func(s beam.Scope) error) error {
 	t.Helper()
 	p, s := beam.NewPipelineWithRoot()
 	if err := build(s); err != nil {

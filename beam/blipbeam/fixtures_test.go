@@ -67,7 +67,7 @@ func caption(rng *rand.Rand) string {
 // newFixture writes nImages images (each with 1 to 3 captions) as files and
 // as two WebDataset shards, plus broken samples: an undecodable image, a
 // truncated one, a sample without caption, one whose caption has no words.
-func newFixture(t *testing.T, nImages int) *fixture {
+func newFixture(t testing.TB, nImages int) *fixture {
 	t.Helper()
 	rng := rand.New(rand.NewSource(18))
 	f := &fixture{dir: t.TempDir(), bytes: map[string][]byte{}, bad: map[string]string{}}
@@ -109,7 +109,7 @@ func newFixture(t *testing.T, nImages int) *fixture {
 		sample{"bad-truncated", "png", good[:len(good)/2], &words},
 		sample{"bad-nocaption", "png", good, nil},
 		sample{"bad-emptycaption", "png", good, &empty})
-	f.bad["bad-garbage"] = "corrupt"
+	f.bad["bad-garbage"] = "bad-garbage.jpg"
 	f.bad["bad-truncated"] = "truncated"
 	f.bad["bad-nocaption"] = "no caption"
 	f.bad["bad-emptycaption"] = "empty"
