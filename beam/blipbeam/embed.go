@@ -85,29 +85,14 @@ func init() {
 // of cfg.Batch gathered inside a bundle.
 func EmbedImages(s beam.Scope, model Model, cfg Config, refs beam.PCollection) (embeddings, failures beam.PCollection) {
 	s = s.Scope("blipbeam.EmbedImages")
-	return beam.ParDo2(s, &embedFn{Model: model, Config: cfg}, refs)
+	return beam.ParDo2(s, &embedFn{modelUser: modelUser{Model: model}, Config: cfg}, refs)
 }
 
 type embedFn struct {
-	Model  Model  `json:"model"`
+	modelUser
 	Config Config `json:"config"`
 
-	m       *blipcuda.Model
 	pending []string
-}
-
-func (f *embedFn) Setup(ctx context.Context) error {
-	m, err := acquire(ctx, f.Model)
-	f.m = m
-	return err
-}
-
-func (f *embedFn) Teardown() error {
-	if f.m == nil {
-		return nil
-	}
-	f.m = nil
-	return release(f.Model)
 }
 
 func (f *embedFn) StartBundle(context.Context, func(Embedding), func(Failure)) {

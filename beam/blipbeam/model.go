@@ -110,3 +110,27 @@ func loaded() int {
 	defer handlesMu.Unlock()
 	return len(handles)
 }
+
+// modelUser is the part of a DoFn that holds the worker's shared model:
+// Setup takes a reference to it, Teardown drops it.
+type modelUser struct {
+	Model Model `json:"model"`
+
+	m *blipcuda.Model
+}
+
+// Setup acquires the process-wide model.
+func (u *modelUser) Setup(ctx context.Context) error {
+	m, err := acquire(ctx, u.Model)
+	u.m = m
+	return err
+}
+
+// Teardown releases it; the last DoFn of the process closes it.
+func (u *modelUser) Teardown() error {
+	if u.m == nil {
+		return nil
+	}
+	u.m = nil
+	return release(u.Model)
+}

@@ -71,14 +71,13 @@ func init() {
 // images repeat across a dataset.
 func ScorePairs(s beam.Scope, model Model, cfg Config, pairs beam.PCollection) (scores, failures beam.PCollection) {
 	s = s.Scope("blipbeam.ScorePairs")
-	return beam.ParDo2(s, &scoreFn{Model: model, Config: cfg}, pairs)
+	return beam.ParDo2(s, &scoreFn{modelUser: modelUser{Model: model}, Config: cfg}, pairs)
 }
 
 type scoreFn struct {
-	Model  Model  `json:"model"`
+	modelUser
 	Config Config `json:"config"`
 
-	m      *blipcuda.Model
 	groups map[string]*group
 	order  []string
 }
@@ -87,20 +86,6 @@ type scoreFn struct {
 type group struct {
 	name  string
 	pairs []Pair
-}
-
-func (f *scoreFn) Setup(ctx context.Context) error {
-	m, err := acquire(ctx, f.Model)
-	f.m = m
-	return err
-}
-
-func (f *scoreFn) Teardown() error {
-	if f.m == nil {
-		return nil
-	}
-	f.m = nil
-	return release(f.Model)
 }
 
 func (f *scoreFn) StartBundle(context.Context, func(PairScore), func(Failure)) {
