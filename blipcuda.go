@@ -38,6 +38,7 @@ import (
 
 	"github.com/blipcuda/blipcuda/hub"
 	"github.com/blipcuda/blipcuda/imageproc"
+	"github.com/blipcuda/blipcuda/internal/bounded"
 	"github.com/blipcuda/blipcuda/model"
 	"github.com/blipcuda/blipcuda/ops"
 	"github.com/blipcuda/blipcuda/tokenizer"
@@ -120,6 +121,17 @@ type Options struct {
 	// the device. Off, every call launches its kernels one by one and holds
 	// no memory between calls.
 	NoGraphs bool
+	// Progress, when set, is called as the images of a Match,
+	// MatchFeatures or EncodeImages call are done (after each image, or
+	// each batch of images for EncodeImages), from the calling goroutine.
+	// It must be quick: the next batch waits for it.
+	Progress func(Progress)
+}
+
+// Progress says how far one call has got.
+type Progress struct {
+	// Done of Total images of the call are scored or encoded.
+	Done, Total int
 }
 
 // Option changes one field of Options.
@@ -152,6 +164,17 @@ func WithoutGraphs() Option { return func(o *Options) { o.NoGraphs = true } }
 
 // WithHub sets the Hub client used to find and download models.
 func WithHub(c *hub.Client) Option { return func(o *Options) { o.Hub = c } }
+
+// WithProgress sets a function told of the progress of each call, image by
+// image (see Options.Progress): for a progress bar over long runs.
+func WithProgress(fn func(Progress)) Option { return func(o *Options) { o.Progress = fn } }
+
+// progress reports done of total images to the Progress option.
+func (m *Model) progress(done, total int) {
+	if m.opts.Progress != nil {
+		m.opts.Progress(Progress{Done: done, Total: total})
+	}
+}
 
 // WithDownload lets Load pull a model missing from the local cache.
 func WithDownload(download bool) Option { return func(o *Options) { o.Download = download } }
@@ -233,6 +256,10 @@ type Info struct {
 	// Precision is the compute precision ("float32", "float16" or
 	// "bfloat16").
 	Precision string
+	// StoredPrecision is the type the checkpoint stores its weights in
+	// ("float32", "float16", "bfloat16", "mixed"; "" when not from a file).
+	// Weights are converted to Precision at load.
+	StoredPrecision string
 	// Protocol is the text protocol.
 	Protocol Protocol
 	// Config is the architecture, from the checkpoint's config.json.
@@ -345,7 +372,16 @@ func New(cfg model.Config, w *model.Weights, tok *tokenizer.Tokenizer, opts ...O
 	return m, nil
 }
 
+// maxBatchActivation bounds the largest activation of one batch: a
+// configuration near model.MaxActivationBytes per input runs few inputs at
+// a time (the released models, at 16 MB per image, keep the defaults).
+const maxBatchActivation = 2 << 30
+
 func build(cfg model.Config, w *model.Weights, tok *tokenizer.Tokenizer, pre imageproc.Config, o Options) (*Model, error) {
+	if _, act := cfg.LargestActivation(); act > 0 {
+		most := int(max(1, maxBatchActivation/act))
+		o.ImageBatch, o.TextBatch = min(o.ImageBatch, most), min(o.TextBatch, most)
+	}
 	be, note, err := newBackend(o)
 	if err != nil {
 		return nil, err
@@ -358,7 +394,7 @@ func build(cfg model.Config, w *model.Weights, tok *tokenizer.Tokenizer, pre ima
 	net.SetGraphs(!o.NoGraphs)
 	return &Model{
 		opts: o, be: be, weights: w, net: net, tok: tok, pre: pre,
-		info: Info{Weights: w.Source, Device: be.Name(), DeviceNote: note, Precision: o.Precision, Protocol: o.Protocol, Config: cfg},
+		info: Info{Weights: w.Source, StoredPrecision: w.StoredDType, Device: be.Name(), DeviceNote: note, Precision: o.Precision, Protocol: o.Protocol, Config: cfg},
 	}, nil
 }
 
@@ -402,7 +438,8 @@ type Image struct {
 // LoadImage decodes an image file (JPEG, PNG, GIF, BMP, WebP) and
 // preprocesses it as the checkpoint's image processor does.
 func (m *Model) LoadImage(path string) (*Image, error) {
-	rgb, err := imageproc.DecodeFile(path, m.opts.MaxPixels)
+	rgb, release, err := imageproc.DecodeFileHeld(path, m.opts.MaxPixels)
+	defer release() // the full-size pixels count against the decode budget until preprocessed
 	if err != nil {
 		return nil, fmt.Errorf("blipcuda: image %s: %w", path, err)
 	}
@@ -470,6 +507,7 @@ func (m *Model) EncodeImages(ctx context.Context, images []*Image, features bool
 			}
 			out = append(out, e)
 		}
+		m.progress(len(out), len(images))
 		return nil
 	})
 	if err != nil {
@@ -553,7 +591,7 @@ func (m *Model) prepare(texts []string) ([]prepared, error) {
 	out := make([]prepared, len(texts))
 	for i, text := range texts {
 		if !utf8.ValidString(text) {
-			return nil, fmt.Errorf("%w: text %d (%q)", ErrInvalidText, i, text)
+			return nil, fmt.Errorf("%w: text %d (%s)", ErrInvalidText, i, bounded.Quote(text))
 		}
 		if strings.TrimSpace(text) == "" {
 			return nil, fmt.Errorf("%w: text %d is empty or whitespace", ErrEmptyText, i)
@@ -562,7 +600,7 @@ func (m *Model) prepare(texts []string) ([]prepared, error) {
 		if m.opts.Protocol == ProtocolBLIP {
 			src, limit = tokenizer.PreCaption(text, blipMaxWords), min(limit, blipMaxTokens)
 			if src == "" {
-				return nil, fmt.Errorf("%w: text %d (%q) has no words after BLIP's caption cleaning", ErrEmptyText, i, text)
+				return nil, fmt.Errorf("%w: text %d (%s) has no words after BLIP's caption cleaning", ErrEmptyText, i, bounded.Quote(text))
 			}
 		}
 		enc, err := tok.Encode(src, limit)
@@ -570,7 +608,7 @@ func (m *Model) prepare(texts []string) ([]prepared, error) {
 			return nil, fmt.Errorf("blipcuda: text %d: %w", i, err)
 		}
 		if len(enc.IDs) <= 2 {
-			return nil, fmt.Errorf("%w: text %d (%q) has no tokens", ErrEmptyText, i, text)
+			return nil, fmt.Errorf("%w: text %d (%s) has no tokens", ErrEmptyText, i, bounded.Quote(text))
 		}
 		p := prepared{itc: enc.IDs, itm: enc.IDs, truncated: enc.Truncated}
 		if m.opts.Protocol == ProtocolBLIP {
@@ -583,6 +621,21 @@ func (m *Model) prepare(texts []string) ([]prepared, error) {
 		out[i] = p
 	}
 	return out, nil
+}
+
+// TruncationLimit describes the length texts are cut to, naming the limit
+// that binds: BLIP's 30 words and 35 tokens, or the model's
+// max_position_embeddings when it is smaller (and always under the hf
+// protocol, which has no other limit).
+func (m *Model) TruncationLimit() string {
+	mpe := m.info.Config.Text.MaxPositionEmbeddings
+	if m.opts.Protocol == ProtocolBLIP {
+		if mpe < blipMaxTokens {
+			return fmt.Sprintf("%d words, %d tokens: the model's max_position_embeddings", blipMaxWords, mpe)
+		}
+		return fmt.Sprintf("%d words, %d tokens", blipMaxWords, blipMaxTokens)
+	}
+	return fmt.Sprintf("%d tokens: the model's max_position_embeddings", mpe)
 }
 
 // EncodeTexts runs the text encoder (without the image) and returns the ITC
@@ -728,6 +781,7 @@ func (m *Model) Match(ctx context.Context, images []*Image, texts []string) (*Sc
 			if err := m.itm(ctx, f, i, prep, s, first+i); err != nil {
 				return err
 			}
+			m.progress(first+i+1, len(images))
 		}
 		return nil
 	})
@@ -787,6 +841,7 @@ func (m *Model) MatchFeatures(ctx context.Context, images []ImageEncoding, texts
 		if err != nil {
 			return nil, fmt.Errorf("blipcuda: %w", err)
 		}
+		m.progress(i+1, len(images))
 	}
 	return s, nil
 }

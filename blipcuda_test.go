@@ -400,3 +400,31 @@ func TestTextBatches(t *testing.T) {
 		t.Errorf("no texts: %v", got)
 	}
 }
+
+func TestWithProgress(t *testing.T) {
+	var got []Progress
+	m := loadTiny(t, "tiny-base", WithImageBatch(2), WithProgress(func(p Progress) { got = append(got, p) }))
+	ctx := context.Background()
+	ims := images(t, m, []string{"scene.png", "scene.png", "scene.png"})
+	if _, err := m.Match(ctx, ims, []string{"a dog", "a cat"}); err != nil {
+		t.Fatal(err)
+	}
+	if want := []Progress{{1, 3}, {2, 3}, {3, 3}}; !slices.Equal(got, want) {
+		t.Errorf("Match progress %v, want %v", got, want)
+	}
+	got = nil
+	enc, err := m.EncodeImages(ctx, ims, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := []Progress{{2, 3}, {3, 3}}; !slices.Equal(got, want) {
+		t.Errorf("EncodeImages progress %v, want %v (per batch of 2)", got, want)
+	}
+	got = nil
+	if _, err := m.MatchFeatures(ctx, enc[:2], []string{"a dog"}); err != nil {
+		t.Fatal(err)
+	}
+	if want := []Progress{{1, 2}, {2, 2}}; !slices.Equal(got, want) {
+		t.Errorf("MatchFeatures progress %v, want %v", got, want)
+	}
+}

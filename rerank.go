@@ -115,11 +115,7 @@ func (m *Model) RerankImages(ctx context.Context, text string, candidates []Imag
 	if len(candidates) == 0 {
 		return nil, errors.New("blipcuda: no candidate images")
 	}
-	prep, err := m.prepare([]string{text})
-	if err != nil {
-		return nil, err
-	}
-	tenc, err := m.encodeTexts(ctx, []string{text}, prep)
+	prep, tenc, err := m.prepareEncoded(ctx, []string{text})
 	if err != nil {
 		return nil, err
 	}
@@ -156,11 +152,7 @@ func (m *Model) RerankTexts(ctx context.Context, image ImageCandidate, texts []s
 		return nil, err
 	}
 	defer m.mu.Unlock()
-	prep, err := m.prepare(texts)
-	if err != nil {
-		return nil, err
-	}
-	tenc, err := m.encodeTexts(ctx, texts, prep)
+	prep, tenc, err := m.prepareEncoded(ctx, texts)
 	if err != nil {
 		return nil, err
 	}
@@ -187,6 +179,17 @@ func (m *Model) RerankTexts(ctx context.Context, image ImageCandidate, texts []s
 		return nil, err
 	}
 	return out, nil
+}
+
+// prepareEncoded tokenises texts under the protocol and encodes them for
+// ITC.
+func (m *Model) prepareEncoded(ctx context.Context, texts []string) ([]prepared, []TextEncoding, error) {
+	prep, err := m.prepare(texts)
+	if err != nil {
+		return nil, nil, err
+	}
+	tenc, err := m.encodeTexts(ctx, texts, prep)
+	return prep, tenc, err
 }
 
 // forCandidates puts the candidates' features on the backend, ImageBatch

@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/blipcuda/blipcuda/hub"
+	"github.com/blipcuda/blipcuda/internal/bounded"
 	"github.com/blipcuda/blipcuda/model"
 )
 
@@ -65,15 +66,24 @@ func dirCheckpoint(dir string) (Checkpoint, error) {
 	if !st.IsDir() {
 		return Checkpoint{}, fmt.Errorf("%w: %s is a file, not a checkpoint directory", ErrBadCheckpoint, dir)
 	}
-	if !fileExists(filepath.Join(dir, "config.json")) {
+	if st, err := os.Stat(filepath.Join(dir, "config.json")); err != nil {
 		return Checkpoint{}, fmt.Errorf("%w: directory %s has no config.json", ErrBadCheckpoint, dir)
+	} else if !st.Mode().IsRegular() {
+		return Checkpoint{}, fmt.Errorf("%w: %s is %s, not a regular file", ErrBadCheckpoint, filepath.Join(dir, "config.json"), bounded.Kind(st.Mode()))
 	}
 	cp := Checkpoint{Dir: dir}
 	for _, f := range []string{model.SafetensorsFile, model.PyTorchFile} {
-		if p := filepath.Join(dir, f); fileExists(p) {
-			cp.Weights = p
-			break
+		p := filepath.Join(dir, f)
+		st, err := os.Stat(p)
+		if err != nil {
+			continue
 		}
+		if !st.Mode().IsRegular() {
+			// Say what is there rather than that nothing is.
+			return Checkpoint{}, fmt.Errorf("%w: %s is %s, not a weights file (%w)", ErrBadCheckpoint, p, bounded.Kind(st.Mode()), model.ErrWeights)
+		}
+		cp.Weights = p
+		break
 	}
 	if cp.Weights == "" {
 		return Checkpoint{}, fmt.Errorf("%w: %s has neither %s nor %s (%w)", ErrBadCheckpoint, dir, model.SafetensorsFile, model.PyTorchFile, model.ErrWeights)
@@ -98,9 +108,14 @@ func Locate(ctx context.Context, c *hub.Client, name string) (Checkpoint, error)
 	if cp, ok := CachedCheckpoint(ctx, c, repo); ok {
 		return cp, nil
 	}
-	hint := fmt.Sprintf("download it with `blipcuda pull %s`, or pass a checkpoint directory", name)
+	hint := fmt.Sprintf("Load with blipcuda.WithDownload(true) to download it, or run `blipcuda pull %s`, "+
+		"or pass a checkpoint directory", name)
 	if c.Offline() {
-		hint = "HF_HUB_OFFLINE is set, so nothing is downloaded: unset it and run `blipcuda pull " + name + "`, or pass a checkpoint directory"
+		v := hub.OfflineVariable(os.Getenv)
+		if v == "" {
+			v = "offline mode"
+		}
+		hint = v + " is set, so nothing is downloaded: unset it and run `blipcuda pull " + name + "`, or pass a checkpoint directory"
 	}
 	return Checkpoint{}, fmt.Errorf("%w: %s (%s) is not in the Hugging Face cache at %s; %s",
 		ErrNotCached, name, repo, c.CacheDir(), hint)
@@ -181,7 +196,12 @@ func CachedCheckpoint(ctx context.Context, c *hub.Client, repo string) (Checkpoi
 // there): config, preprocessor and tokenizer files from main, and the
 // weights as model.safetensors where a known revision has them (main, then
 // the SFconvertbot refs/pr/N revision), pytorch_model.bin from main
-// otherwise. A directory is returned as is.
+// otherwise. Weights already in the cache at one of those revisions (from
+// an earlier pull, or downloaded by transformers) are used as they are,
+// not downloaded again. A refs/pr/N snapshot that holds the weights gets
+// the small files too, as the Hub has them at that revision, so that
+// transformers loads it offline with from_pretrained(repo,
+// revision="refs/pr/N"). A directory is returned as is.
 func Pull(ctx context.Context, c *hub.Client, name string) (Checkpoint, error) {
 	if st, err := os.Stat(name); err == nil && st.IsDir() {
 		return dirCheckpoint(name)
@@ -191,27 +211,29 @@ func Pull(ctx context.Context, c *hub.Client, name string) (Checkpoint, error) {
 		return Checkpoint{}, fmt.Errorf("%w: %q is not a model name (%s), a Hub id or a directory",
 			ErrUnknownModel, name, model.VariantNames())
 	}
-	dir, err := c.Snapshot(ctx, repo, hub.DefaultRevision, requiredFiles)
+	dir, err := pullSmallFiles(ctx, c, repo, hub.DefaultRevision)
 	if err != nil {
-		return Checkpoint{}, fmt.Errorf("blipcuda: pulling %s: %w", repo, err)
+		return Checkpoint{}, err
 	}
 	cp := Checkpoint{Repo: repo, Dir: dir}
-	vocab := false
-	for _, f := range append(append([]string{}, vocabFiles...), optionalFiles...) {
-		if _, err := c.Download(ctx, repo, hub.DefaultRevision, f); err != nil {
-			if errors.Is(err, hub.ErrEntryNotFound) {
-				continue
+	revisions := append([]string{hub.DefaultRevision}, safetensorsRevisions[repo]...)
+	withWeights := func(rev, path string) (Checkpoint, error) {
+		if rev != hub.DefaultRevision {
+			if _, err := pullSmallFiles(ctx, c, repo, rev); err != nil {
+				return Checkpoint{}, err
 			}
-			return Checkpoint{}, fmt.Errorf("blipcuda: pulling %s: %w", repo, err)
 		}
-		if f == "tokenizer.json" || f == "vocab.txt" {
-			vocab = true
+		cp.Weights = path
+		return cp, nil
+	}
+	for _, f := range []string{model.SafetensorsFile, model.PyTorchFile} {
+		for _, rev := range revisions {
+			if snap, err := c.CachedSnapshot(repo, rev, f); err == nil {
+				return withWeights(rev, filepath.Join(snap, f))
+			}
 		}
 	}
-	if !vocab {
-		return Checkpoint{}, fmt.Errorf("blipcuda: pulling %s: the repository has neither tokenizer.json nor vocab.txt", repo)
-	}
-	for _, rev := range append([]string{hub.DefaultRevision}, safetensorsRevisions[repo]...) {
+	for _, rev := range revisions {
 		ok, err := c.FileExists(ctx, repo, rev, model.SafetensorsFile)
 		if err != nil {
 			return Checkpoint{}, fmt.Errorf("blipcuda: pulling %s: %w", repo, err)
@@ -221,8 +243,7 @@ func Pull(ctx context.Context, c *hub.Client, name string) (Checkpoint, error) {
 			if err != nil {
 				return Checkpoint{}, fmt.Errorf("blipcuda: pulling %s: %w", repo, err)
 			}
-			cp.Weights = p
-			return cp, nil
+			return withWeights(rev, p)
 		}
 	}
 	p, err := c.Download(ctx, repo, hub.DefaultRevision, model.PyTorchFile)
@@ -231,4 +252,30 @@ func Pull(ctx context.Context, c *hub.Client, name string) (Checkpoint, error) {
 	}
 	cp.Weights = p
 	return cp, nil
+}
+
+// pullSmallFiles downloads the config, vocabulary, tokenizer and
+// preprocessor files of repo at revision (those that exist there) and
+// returns the snapshot directory.
+func pullSmallFiles(ctx context.Context, c *hub.Client, repo, revision string) (string, error) {
+	dir, err := c.Snapshot(ctx, repo, revision, requiredFiles)
+	if err != nil {
+		return "", fmt.Errorf("blipcuda: pulling %s: %w", repo, err)
+	}
+	vocab := false
+	for _, f := range append(append([]string{}, vocabFiles...), optionalFiles...) {
+		if _, err := c.Download(ctx, repo, revision, f); err != nil {
+			if errors.Is(err, hub.ErrEntryNotFound) {
+				continue
+			}
+			return "", fmt.Errorf("blipcuda: pulling %s: %w", repo, err)
+		}
+		if f == "tokenizer.json" || f == "vocab.txt" {
+			vocab = true
+		}
+	}
+	if !vocab {
+		return "", fmt.Errorf("blipcuda: pulling %s: the repository has neither tokenizer.json nor vocab.txt at %s", repo, revision)
+	}
+	return dir, nil
 }

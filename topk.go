@@ -195,14 +195,17 @@ func selectTop(e EmbeddingMatrix, q, scores []float32, k int) []Hit {
 	for _, v := range q {
 		norm += float64(v) * float64(v)
 	}
-	norm = math.Sqrt(norm)
-	margin := func(r int) float32 { return float32(norm * (float64(e.Bounds[2*r+1]) + accumulationSlack)) }
+	nq, slack := float32(math.Sqrt(norm)), float32(math.Sqrt(norm)*accumulationSlack)
 	// The k best by the quantised score (without Full) or by its lower
-	// bound (with Full).
+	// bound, score − margin (with Full). A row whose score is below the
+	// worst kept bound cannot enter: its lower bound is lower still.
 	h := &hitHeap{}
 	for r, s := range scores {
+		if h.Len() == k && s < (*h)[0].ITC {
+			continue
+		}
 		if e.Full != nil {
-			s -= margin(r)
+			s -= nq*e.Bounds[2*r+1] + slack
 		}
 		if h.Len() == k && !better(Hit{r, s}, (*h)[0]) {
 			continue
@@ -228,7 +231,7 @@ func selectTop(e EmbeddingMatrix, q, scores []float32, k int) []Hit {
 	default:
 		floor := (*h)[0].ITC
 		for r, s := range scores {
-			if s+margin(r) >= floor && (e.Skip == nil || !e.Skip(r)) {
+			if s+nq*e.Bounds[2*r+1]+slack >= floor && (e.Skip == nil || !e.Skip(r)) {
 				hits = append(hits, Hit{r, dotExact(q, e.Full[r*e.Dim:(r+1)*e.Dim])})
 			}
 		}

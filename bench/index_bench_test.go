@@ -146,7 +146,9 @@ func buildIndex(b *testing.B, dir string, n int) {
 
 // BenchmarkIndexOpen: opening a 100,000-image index read-only (the lock,
 // the database, its metadata and free list, the memory maps) and closing
-// it; /search adds a first text query (k = 128) with its records.
+// it; /search adds a first text query (k = 128) with its records. It also
+// reports the index's size on disk per image (paths like
+// photos/042/img_0042123.jpg).
 func BenchmarkIndexOpen(b *testing.B) {
 	ctx := context.Background()
 	dir := filepath.Join(b.TempDir(), "synthetic.blipidx")
@@ -171,7 +173,9 @@ func BenchmarkIndexOpen(b *testing.B) {
 						b.Fatal(err)
 					}
 				}
+				st := ix.Stats()
 				ix.Close()
+				b.ReportMetric(float64(st.Bytes)/float64(st.Images), "bytes/image")
 			}
 		})
 	}

@@ -168,7 +168,7 @@ func FromFloat32(m [][]float32) [][]float64 {
 // ErrEmpty, ErrShape, ErrTooLarge or ErrOptions. It is safe for
 // concurrent use.
 func Render(scores [][]float64, images []image.Image, imageNames, texts []string, opt Options) (*image.RGBA, error) {
-	fs, err := newFaces()
+	fs, err := newFaces(append(append([]string{opt.Title, opt.Metric}, imageNames...), texts...)...)
 	if err != nil {
 		return nil, err
 	}
@@ -207,7 +207,10 @@ type layout struct {
 	heading            string
 	ticks              []float64
 	tickLabels         []string
-	legendY            int // top of the first legend entry under the bar
+	legendY            int      // top of the first legend entry under the bar
+	key                []string // full image names, when columns show numbers
+	keyTop, keyRows    int
+	keyColW, keyNumW   int
 	highlight          [][]bool
 	anyHighlight       bool
 	valueFormat        string
@@ -351,7 +354,11 @@ func plan(fs *faces, scores [][]float64, images []image.Image, imageNames, texts
 			labelW = max(labelW, fs.label.width(line))
 		}
 	}
-	l.cellH = max(opt.CellSize, maxLines*fs.label.lineH+rowPad)
+	pad := rowPad
+	if opt.CellSize < 24 {
+		pad = rowPad / 3 // compact rows, for many texts
+	}
+	l.cellH = max(opt.CellSize, maxLines*fs.label.lineH+pad)
 
 	// Columns: as wide as a thumbnail.
 	l.cellW = opt.CellSize
@@ -376,17 +383,11 @@ func plan(fs *faces, scores [][]float64, images []image.Image, imageNames, texts
 		}
 	}
 
-	// Names under the thumbnails; column numbers when columns are too
-	// narrow for names.
-	l.names = make([]string, l.nImg)
-	numbers := l.cellW-8 < fs.small.width("abc…xyz")
-	for i := range l.nImg {
-		if numbers {
-			l.names[i] = strconv.Itoa(i + 1)
-		} else {
-			l.names[i] = fs.small.elideMiddle(nameOf(imageNames, i), l.cellW-8)
-		}
-	}
+	// Names under the thumbnails, elided to distinct labels; column
+	// numbers, with a key under the grid, when columns are too narrow for
+	// that.
+	var numbers bool
+	l.names, numbers = columnLabels(fs.small, imageNames, l.nImg, l.cellW-8)
 
 	// Vertical layout.
 	y := margin
@@ -449,6 +450,9 @@ func plan(fs *faces, scores [][]float64, images []image.Image, imageNames, texts
 
 	l.W = l.barX + legendW + margin
 	l.H = max(grid.Max.Y, legendBot) + margin
+	if numbers {
+		l.planKey(imageNames, grid.Max.Y+keyGap)
+	}
 
 	// The title and subtitle may widen the image, up to a point.
 	limit := max(l.W-2*margin, 640)
@@ -457,7 +461,8 @@ func plan(fs *faces, scores [][]float64, images []image.Image, imageNames, texts
 	l.W = max(l.W, 2*margin+fs.title.width(l.title), 2*margin+fs.subtitle.width(l.subtitle))
 
 	if px := int64(l.W) * int64(l.H); px > MaxPixels {
-		return nil, fmt.Errorf("%w: %d×%d pixels (%d images × %d texts), at most %d; use smaller CellSize, ThumbSize or MaxTextLines", ErrTooLarge, l.W, l.H, l.nImg, l.nTxt, MaxPixels)
+		// l is returned too, for Fit's message.
+		return l, fmt.Errorf("%w: %d×%d pixels (%d images × %d texts), at most %d; use smaller CellSize, ThumbSize or MaxTextLines", ErrTooLarge, l.W, l.H, l.nImg, l.nTxt, MaxPixels)
 	}
 	return l, nil
 }
@@ -758,6 +763,16 @@ func (l *layout) render(scores [][]float64, images []image.Image) *image.RGBA {
 		fs.small.draw(dst, inkDark, bar.Max.X+tickLen+tickPad, y+digitH/2, l.tickLabels[k])
 	}
 
+	// The key of the column numbers.
+	for k, e := range l.key {
+		col, row := k/l.keyRows, k%l.keyRows
+		x := margin + col*l.keyColW
+		base := l.keyTop + row*fs.small.lineH + fs.small.ascent
+		num := strconv.Itoa(k + 1)
+		fs.small.draw(dst, inkDark, x+l.keyNumW-fs.small.width(num), base, num)
+		fs.small.draw(dst, inkMuted, x+l.keyNumW+8, base, e)
+	}
+
 	// Legend entries under the bar.
 	for k, e := range l.legendEntries() {
 		y := l.legendY + k*legendPitch
@@ -892,4 +907,123 @@ func shrink(img image.Image, k int) *image.RGBA {
 		}
 	}
 	return out
+}
+
+// Key layout, in pixels.
+const (
+	keyGap      = 20  // between the grid and the key
+	keyNameMaxW = 320 // widest name in the key
+)
+
+// planKey lays out, under the grid from y down, the key that maps column
+// numbers to image names, in as many columns as the picture's width holds.
+func (l *layout) planKey(imageNames []string, y int) {
+	fs := l.fs
+	l.key = make([]string, l.nImg)
+	nameW := 0
+	for i := range l.nImg {
+		name := clean(nameOf(imageNames, i))
+		if len(imageNames) != 0 && clean(imageNames[i]) != "" {
+			name = clean(imageNames[i]) // the path as given: it tells same-named files apart
+		}
+		l.key[i] = fs.small.elideMiddle(name, keyNameMaxW)
+		nameW = max(nameW, fs.small.width(l.key[i]))
+	}
+	l.keyNumW = fs.small.width(strconv.Itoa(l.nImg))
+	l.keyColW = l.keyNumW + 8 + nameW + 24
+	cols := max(1, (l.W-2*margin+24)/l.keyColW)
+	l.keyRows = (l.nImg + cols - 1) / cols
+	l.keyTop = y
+	l.H = max(l.H, y+l.keyRows*fs.small.lineH+margin)
+}
+
+// columnLabels returns the labels under the columns: each image's base
+// name elided to maxW pixels, keeping the part that tells it from the
+// others when eliding the middle makes two alike; numbers (1, 2, ...) when
+// the columns are too narrow for distinct names, with numbers true.
+func columnLabels(f *face, imageNames []string, n, maxW int) (labels []string, numbers bool) {
+	labels = make([]string, n)
+	numbered := func() ([]string, bool) {
+		for i := range labels {
+			labels[i] = strconv.Itoa(i + 1)
+		}
+		return labels, true
+	}
+	if maxW < f.width("abc…xyz") {
+		return numbered()
+	}
+	names := make([][]rune, n)
+	for i := range n {
+		names[i] = []rune(nameOf(imageNames, i))
+		labels[i] = f.elideMiddle(string(names[i]), maxW)
+	}
+	for pass := 0; pass < 2; pass++ {
+		groups := map[string][]int{}
+		for i, s := range labels {
+			groups[s] = append(groups[s], i)
+		}
+		clash := false
+		for _, g := range groups {
+			if len(g) < 2 {
+				continue
+			}
+			clash = true
+			// Keep what differs: drop the prefix and suffix the group
+			// shares (but a few characters of context), then elide.
+			pre, suf := len(names[g[0]]), len(names[g[0]])
+			for _, i := range g[1:] {
+				pre = min(pre, commonPrefix(names[g[0]], names[i]))
+				suf = min(suf, commonSuffix(names[g[0]], names[i]))
+			}
+			for _, i := range g {
+				r := names[i]
+				from := max(0, pre-2)
+				to := len(r) - max(0, suf-4)
+				if to <= from {
+					from, to = 0, len(r)
+				}
+				s := string(r[from:to])
+				if from > 0 {
+					s = ellipsis + s
+				}
+				if to < len(r) {
+					s += ellipsis
+				}
+				if pass == 1 {
+					s = string(r[from:]) // no end elision on the second try
+					if from > 0 {
+						s = ellipsis + s
+					}
+				}
+				labels[i] = f.elideEnd(s, maxW)
+			}
+		}
+		if !clash {
+			return labels, false
+		}
+	}
+	seen := map[string]bool{}
+	for _, s := range labels {
+		if seen[s] || s == "" {
+			return numbered()
+		}
+		seen[s] = true
+	}
+	return labels, false
+}
+
+func commonPrefix(a, b []rune) int {
+	n := 0
+	for n < len(a) && n < len(b) && a[n] == b[n] {
+		n++
+	}
+	return n
+}
+
+func commonSuffix(a, b []rune) int {
+	n := 0
+	for n < len(a) && n < len(b) && a[len(a)-1-n] == b[len(b)-1-n] {
+		n++
+	}
+	return n
 }

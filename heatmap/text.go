@@ -52,24 +52,30 @@ type face struct {
 	ascent, descent, lineH int
 }
 
-func newFace(f *opentype.Font, size float64) (*face, error) {
+func newFace(f *opentype.Font, size float64, fallback []*opentype.Font) (*face, error) {
 	ff, err := opentype.NewFace(f, &opentype.FaceOptions{Size: size, DPI: 72, Hinting: font.HintingNone})
 	if err != nil {
 		return nil, fmt.Errorf("heatmap: font face at %gpx: %w", size, err)
 	}
 	m := ff.Metrics()
 	return &face{
-		Face:    ff,
+		Face:    newMultiFace(ff, f, size, fallback),
 		ascent:  m.Ascent.Ceil(),
 		descent: m.Descent.Ceil(),
 		lineH:   int(size*1.3 + 0.5),
 	}, nil
 }
 
-func newFaces() (*faces, error) {
+// newFaces makes the faces of one rendering of strs: the bundled Go fonts,
+// with system fonts for the characters of strs they lack.
+func newFaces(strs ...string) (*faces, error) {
 	reg, bold, err := parsedFonts()
 	if err != nil {
 		return nil, err
+	}
+	var fallback []*opentype.Font
+	if miss := missingRunes(reg, strs); len(miss) > 0 {
+		fallback = fallbackFonts(miss)
 	}
 	var fs faces
 	for _, x := range []struct {
@@ -83,7 +89,7 @@ func newFaces() (*faces, error) {
 		{&fs.small, reg, 12},
 		{&fs.heading, bold, 13},
 	} {
-		if *x.dst, err = newFace(x.f, x.size); err != nil {
+		if *x.dst, err = newFace(x.f, x.size, fallback); err != nil {
 			return nil, err
 		}
 	}

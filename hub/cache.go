@@ -13,6 +13,8 @@ import (
 	"sort"
 	"strings"
 	"time"
+
+	"github.com/blipcuda/blipcuda/internal/bounded"
 )
 
 // repoDir is {cache}/models--{org}--{name}.
@@ -40,7 +42,7 @@ func (c *Client) lockPath(repo, etag string) string {
 
 // readRef returns the commit refs/{revision} points at.
 func readRef(repoDir, revision string) (string, bool) {
-	b, err := os.ReadFile(refPath(repoDir, revision))
+	b, err := bounded.ReadFile(refPath(repoDir, revision), bounded.SmallLimit)
 	if err != nil {
 		return "", false
 	}
@@ -313,7 +315,7 @@ func scanRepo(ctx context.Context, dir, repo string) (CachedRepo, error) {
 		if rerr != nil {
 			return nil
 		}
-		if b, rerr := os.ReadFile(p); rerr == nil {
+		if b, rerr := bounded.ReadFile(p, bounded.SmallLimit); rerr == nil {
 			if commit, ok := parseRef(b); ok {
 				r.Refs[filepath.ToSlash(rel)] = commit
 			}
@@ -371,14 +373,16 @@ func scanRepo(ctx context.Context, dir, repo string) (CachedRepo, error) {
 	return r, nil
 }
 
-// ensureCacheDirTag writes CACHEDIR.TAG in the cache root, as huggingface_hub
-// does, so that backup tools skip the cache. Failures are ignored.
-func (c *Client) ensureCacheDirTag() {
+// removeOwnCacheDirTag removes the CACHEDIR.TAG that earlier versions of
+// blipcuda wrote in the cache root: the scan_cache_dir() of huggingface_hub
+// releases that do not write the tag themselves reports any file there as a
+// corrupted repository, and the cache is not blipcuda's to mark for backup
+// tools (recent huggingface_hub releases write their own tag, which is left
+// alone, as is any tag blipcuda did not write). Failures are ignored.
+func (c *Client) removeOwnCacheDirTag() {
 	p := filepath.Join(c.cacheDir, "CACHEDIR.TAG")
-	if _, err := os.Lstat(p); err == nil {
-		return
+	b, err := os.ReadFile(p)
+	if err == nil && len(b) < 1024 && strings.Contains(string(b), "created by blipcuda") {
+		_ = os.Remove(p)
 	}
-	_ = writeFileAtomic(p, []byte("Signature: 8a477f597d28d172789f06886806bc55\n"+
-		"# This file is a cache directory tag created by blipcuda (Hugging Face Hub cache).\n"+
-		"# For information about cache directory tags see https://bford.info/cachedir/\n"))
 }

@@ -13,6 +13,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/blipcuda/blipcuda/internal/bounded"
 )
 
 // DefaultEndpoint is the Hub used when no endpoint is configured.
@@ -370,7 +372,7 @@ func readEnv(getenv func(string) string) (Env, error) {
 			if path, err = expandHomeEnv(path, getenv); err != nil {
 				return e, err
 			}
-			b, err := os.ReadFile(path)
+			b, err := bounded.ReadFile(path, bounded.SmallLimit)
 			switch {
 			case err == nil:
 				if t := strings.TrimSpace(string(b)); t != "" {
@@ -382,7 +384,7 @@ func readEnv(getenv func(string) string) (Env, error) {
 			}
 		}
 	}
-	e.Offline = isTrue(getenv("HF_HUB_OFFLINE")) || isTrue(getenv("TRANSFORMERS_OFFLINE"))
+	e.Offline = OfflineVariable(getenv) != ""
 	if e.MetadataTimeout, err = envSeconds(getenv, "HF_HUB_ETAG_TIMEOUT", DefaultMetadataTimeout); err != nil {
 		return e, err
 	}

@@ -12,6 +12,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"time"
 )
@@ -92,7 +93,7 @@ func (c *Client) download(ctx context.Context, ref fileRef) (path, commit string
 		}
 		return "", "", c.notCached(ref, err)
 	}
-	c.ensureCacheDirTag()
+	c.removeOwnCacheDirTag()
 	if err := writeRef(dir, ref.revision, meta.commit); err != nil {
 		return "", "", err
 	}
@@ -379,7 +380,14 @@ func (c *Client) transfer(ctx context.Context, ref fileRef, meta fileMeta, tmp s
 	if task != nil {
 		task.Update(off)
 	}
-	n, err := c.copyBody(rctx, cancel, f, h, resp.Body, off, task)
+	// Stop reading one byte past the announced size (or past the bound
+	// for a file of this kind when none was announced): a server that
+	// over-sends cannot fill the disk before the check below.
+	limit := meta.size
+	if limit < 0 {
+		limit = unannouncedLimit(ref.file)
+	}
+	n, err := c.copyBody(rctx, cancel, f, h, io.LimitReader(resp.Body, max(0, limit-off)+1), off, task)
 	total := off + n
 	if err != nil {
 		var we *errWrite
@@ -402,9 +410,23 @@ func (c *Client) transfer(ctx context.Context, ref fileRef, meta fileMeta, tmp s
 		return fmt.Errorf("hub: %s/%s: connection closed after %d of %d bytes: %w", ref.repo, ref.file, total, meta.size, ErrIncomplete)
 	}
 	if meta.size >= 0 && total > meta.size {
-		return fmt.Errorf("hub: %s/%s: received %d bytes, the Hub announced %d: %w", ref.repo, ref.file, total, meta.size, ErrBadResponse)
+		return fmt.Errorf("hub: %s/%s: received more than the %d bytes the Hub announced: %w", ref.repo, ref.file, meta.size, ErrBadResponse)
+	}
+	if meta.size < 0 && total > limit {
+		return fmt.Errorf("hub: %s/%s: received more than %d bytes without an announced size, more than a file of its kind needs: %w",
+			ref.repo, ref.file, limit, ErrBadResponse)
 	}
 	return c.verify(ref, meta, h, total)
+}
+
+// unannouncedLimit bounds a download whose size the Hub did not announce:
+// weights files (16 GiB, twice the largest model the loader accepts) and
+// anything else (64 MiB, the cap on tokenizer.json).
+func unannouncedLimit(file string) int64 {
+	if strings.HasSuffix(file, ".safetensors") || strings.HasSuffix(file, ".bin") {
+		return 16 << 30
+	}
+	return 64 << 20
 }
 
 func (c *Client) verify(ref fileRef, meta fileMeta, h hash.Hash, size int64) error {

@@ -80,7 +80,6 @@ func TestDownloadLayout(t *testing.T) {
 	}
 	want := []string{
 		".locks/models--Salesforce--blip-itm-base-coco/" + bin + ".lock",
-		"CACHEDIR.TAG",
 		"models--Salesforce--blip-itm-base-coco/blobs/" + bin,
 		"models--Salesforce--blip-itm-base-coco/blobs/" + cfg,
 		"models--Salesforce--blip-itm-base-coco/blobs/" + notes,

@@ -3,6 +3,7 @@ package hub
 import (
 	"errors"
 	"fmt"
+	"os"
 	"strings"
 )
 
@@ -129,8 +130,12 @@ func (e *NotCachedError) Error() string {
 		what = fmt.Sprintf("%s (file %q, revision %q)", e.Repo, e.File, e.Revision)
 	}
 	if e.Offline {
-		return fmt.Sprintf("hub: %s is not in the cache %s and offline mode is on (HF_HUB_OFFLINE): "+
-			"unset HF_HUB_OFFLINE and run `blipcuda pull %s` with network access", what, e.CacheDir, e.Repo)
+		v := OfflineVariable(os.Getenv)
+		if v == "" {
+			v = "HF_HUB_OFFLINE"
+		}
+		return fmt.Sprintf("hub: %s is not in the cache %s and offline mode is on (%s): "+
+			"unset %s and run `blipcuda pull %s` with network access", what, e.CacheDir, v, v, e.Repo)
 	}
 	return fmt.Sprintf("hub: %s is not in the cache %s and the Hub cannot be reached (%v): "+
 		"run `blipcuda pull %s` with network access, or set HF_ENDPOINT to a reachable mirror",
@@ -151,4 +156,16 @@ func (e *ChecksumError) Unwrap() error { return ErrChecksum }
 func (e *ChecksumError) Error() string {
 	return fmt.Sprintf("hub: %s (revision %q, file %q): sha256 of the downloaded bytes is %s, the Hub announced %s; "+
 		"the download was discarded, try again", e.Repo, e.Revision, e.File, e.Got, e.Want)
+}
+
+// OfflineVariable names the environment variable that turns offline mode
+// on, HF_HUB_OFFLINE or (as transformers reads it) TRANSFORMERS_OFFLINE,
+// or returns "" when neither is true. getenv is os.Getenv or a stand-in.
+func OfflineVariable(getenv func(string) string) string {
+	for _, v := range []string{"HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"} {
+		if isTrue(getenv(v)) {
+			return v
+		}
+	}
+	return ""
 }

@@ -4,9 +4,10 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"strings"
 	"sync"
 	"time"
+
+	"github.com/blipcuda/blipcuda/internal/progress"
 )
 
 // Transfer describes one file being downloaded.
@@ -53,7 +54,7 @@ func AutoReporter(out *os.File, quiet bool) Reporter {
 }
 
 // IsTerminal reports whether f is a terminal.
-func IsTerminal(f *os.File) bool { return f != nil && isTerminalFd(f.Fd()) }
+func IsTerminal(f *os.File) bool { return progress.IsTerminal(f) }
 
 // NewBar returns a reporter that draws one progress bar per transfer on w (a
 // terminal), redrawing the line in place with a carriage return at most ten
@@ -129,15 +130,12 @@ func (bt *barTask) draw(now time.Time) {
 	}
 	if bt.t.Size > 0 {
 		frac := min(max(float64(bt.done)/float64(bt.t.Size), 0), 1)
-		fill := int(frac * width)
-		line = fmt.Sprintf("%-28s %3d%% [%s%s] %s / %s%s", name, int(frac*100),
-			strings.Repeat("█", fill), strings.Repeat("░", width-fill),
+		line = fmt.Sprintf("%-28s %3d%% %s %s / %s%s", name, int(frac*100), progress.Bar(frac, width),
 			HumanBytes(bt.done), HumanBytes(bt.t.Size), rate)
 	} else {
 		line = fmt.Sprintf("%-28s %s%s", name, HumanBytes(bt.done), rate)
 	}
-	// \r then clear to the end of the line, so a shorter line leaves no tail.
-	fmt.Fprintf(bt.b.w, "\r%s\x1b[K", line)
+	progress.Redraw(bt.b.w, line)
 }
 
 // NewLines returns a reporter that writes plain lines to w (a log file, a

@@ -28,10 +28,5 @@ func tryLock(f *os.File) (held bool, err error) {
 
 func unlock(f *os.File) error { return unix.Flock(int(f.Fd()), unix.LOCK_UN) }
 
-func isTerminalFd(fd uintptr) bool {
-	_, err := unix.IoctlGetTermios(int(fd), ioctlReadTermios)
-	return err == nil
-}
-
 // isDiskFull reports a full disk or an exhausted quota.
 func isDiskFull(err error) bool { return errors.Is(err, unix.ENOSPC) || errors.Is(err, unix.EDQUOT) }

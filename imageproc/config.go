@@ -6,7 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"math"
-	"os"
+
+	"github.com/blipcuda/blipcuda/internal/bounded"
 )
 
 // ResampleBicubic is PIL's Image.Resampling.BICUBIC, the only resample
@@ -74,7 +75,7 @@ func DefaultConfig() Config {
 // BlipImageProcessor's defaults (DefaultConfig). Errors name the file and
 // the field and wrap ErrConfig (or the os error when the file cannot be read).
 func LoadConfig(path string) (Config, error) {
-	data, err := os.ReadFile(path)
+	data, err := bounded.ReadFile(path, bounded.ConfigLimit)
 	if err != nil {
 		return Config{}, fmt.Errorf("imageproc: reading preprocessor config: %w", err)
 	}

@@ -11,9 +11,10 @@ import (
 	"image/jpeg"
 	"image/png"
 	"io"
-	"os"
 	"strings"
+	"sync"
 
+	"github.com/blipcuda/blipcuda/internal/bounded"
 	"golang.org/x/image/bmp"
 	"golang.org/x/image/webp"
 )
@@ -40,14 +41,29 @@ var (
 	ErrUnsupported = errors.New("unsupported image variant")
 )
 
-// DecodeFile decodes the image file at path into RGB; see Decode.
+// DecodeFile decodes the image file at path into RGB; see Decode. Only a
+// regular file is read: a FIFO, a device or a directory is refused without
+// blocking (bounded.ErrNotRegular).
 func DecodeFile(path string, maxPixels int) (*RGB, error) {
-	f, err := os.Open(path)
+	rgb, release, err := DecodeFileHeld(path, maxPixels)
+	release()
+	return rgb, err
+}
+
+// DecodeFileHeld is DecodeFile, but the image's share of the decode budget
+// (see SetDecodeBudget) stays held until release is called, so that what
+// the caller does next with the full-size pixels (resizing them, making a
+// thumbnail) counts against the budget too. release must be called, also
+// after an error; calling it again does nothing.
+func DecodeFileHeld(path string, maxPixels int) (rgb *RGB, release func(), err error) {
+	f, _, err := bounded.Open(path)
 	if err != nil {
-		return nil, fmt.Errorf("imageproc: %w", err)
+		return nil, func() {}, fmt.Errorf("imageproc: %w", err)
 	}
 	defer f.Close()
-	return Decode(f, path, maxPixels)
+	rgb, held, err := decodeHeld(f, path, maxPixels)
+	var once sync.Once
+	return rgb, func() { once.Do(func() { decodeBudget.release(held) }) }, err
 }
 
 // Decode reads one JPEG, PNG, GIF (first frame), BMP or WebP image from r and
@@ -56,7 +72,9 @@ func DecodeFile(path string, maxPixels int) (*RGB, error) {
 //
 // The header is read first and the image is refused with ErrTooLarge when
 // width·height > maxPixels (maxPixels ≤ 0 selects DefaultMaxPixels), before
-// any pixel data is decoded or allocated. Empty or unrecognised data gives
+// any pixel data is decoded or allocated. The decoding then waits for its
+// share of the decode budget (see SetDecodeBudget), so that concurrent
+// decodes together stay within it. Empty or unrecognised data gives
 // ErrNotImage, short data ErrTruncated, invalid data (or a decoder panic)
 // ErrCorrupt and unsupported variants ErrUnsupported; read errors from r are
 // returned wrapped. Every error names name.
@@ -68,7 +86,15 @@ func DecodeFile(path string, maxPixels int) (*RGB, error) {
 // index 0), and the transparent palette entry keeps its RGB. 16-bit grey PNGs
 // are clipped to 255 (see ToRGB). No EXIF orientation is applied, as in
 // BlipImageProcessor.
-func Decode(r io.Reader, name string, maxPixels int) (rgb *RGB, err error) {
+func Decode(r io.Reader, name string, maxPixels int) (*RGB, error) {
+	rgb, held, err := decodeHeld(r, name, maxPixels)
+	decodeBudget.release(held)
+	return rgb, err
+}
+
+// decodeHeld is Decode, returning the pixels of the decode budget it holds
+// (released by the caller, whatever the error).
+func decodeHeld(r io.Reader, name string, maxPixels int) (rgb *RGB, held int64, err error) {
 	defer func() {
 		// Defence in depth: the decoders run under safeCall; this catches a
 		// panic in the conversions that follow them.
@@ -76,18 +102,18 @@ func Decode(r io.Reader, name string, maxPixels int) (rgb *RGB, err error) {
 			rgb, err = nil, fmt.Errorf("imageproc: %s: %w: panic while converting: %v", name, ErrCorrupt, p)
 		}
 	}()
-	img, gray16, err := decodeImage(r, name, maxPixels)
+	img, gray16, err := decodeImage(r, name, maxPixels, func(px int64) { held = decodeBudget.acquire(px) })
 	if err != nil {
-		return nil, err
+		return nil, held, err
 	}
 	out, ok := img.(*RGB)
 	if !ok {
 		out = toRGB(img, gray16)
 	}
 	if !out.valid() {
-		return nil, fmt.Errorf("imageproc: %s: %w: decoded image is empty", name, ErrCorrupt)
+		return nil, held, fmt.Errorf("imageproc: %s: %w: decoded image is empty", name, ErrCorrupt)
 	}
-	return out, nil
+	return out, held, nil
 }
 
 // recordingReader remembers the first read error other than io.EOF, so that
@@ -124,7 +150,9 @@ func sniff(head []byte) string {
 
 // decodeImage decodes to a Go image. gray16 reports a 16-bit grey PNG that Go
 // returned as *image.NRGBA64 (because of a tRNS chunk).
-func decodeImage(r io.Reader, name string, maxPixels int) (img image.Image, gray16 bool, err error) {
+// acquire is called with the declared pixel count once the header has been
+// checked, before any pixel data is decoded.
+func decodeImage(r io.Reader, name string, maxPixels int, acquire func(px int64)) (img image.Image, gray16 bool, err error) {
 	if maxPixels <= 0 {
 		maxPixels = DefaultMaxPixels
 	}
@@ -165,6 +193,7 @@ func decodeImage(r io.Reader, name string, maxPixels int) (img image.Image, gray
 		return nil, false, fmt.Errorf("imageproc: %s: %w: %s declares %dx%d = %d pixels, limit %d",
 			name, ErrTooLarge, format, cfg.Width, cfg.Height, px, maxPixels)
 	}
+	acquire(int64(cfg.Width) * int64(cfg.Height))
 	if format == "png" {
 		h := hdr.Bytes()
 		// IHDR: bit depth at byte 24, colour type at byte 25 (0 = grey).
@@ -173,18 +202,20 @@ func decodeImage(r io.Reader, name string, maxPixels int) (img image.Image, gray
 
 	src := io.MultiReader(bytes.NewReader(hdr.Bytes()), br)
 	if format == "gif" {
-		// The whole file is needed to recover the palette entry that Go's
-		// decoder blanks for the transparent index.
-		data, err := io.ReadAll(src)
+		// Go's decoder reads up to the end of the first frame only. The
+		// bytes before that frame's pixels recover the palette entry it
+		// blanks for the transparent index: keep at most gifPrefix of them
+		// (a GIF whose first frame comes later keeps Go's palette).
+		prefix := &cappedBuffer{max: gifPrefix}
+		img, err = safeCall(func() (image.Image, error) { return gif.Decode(io.TeeReader(src, prefix)) })
 		if err != nil {
-			return nil, false, fmt.Errorf("imageproc: %s: reading: %w", name, err)
-		}
-		img, err = safeCall(func() (image.Image, error) { return gif.Decode(bytes.NewReader(data)) })
-		if err != nil {
+			if e := readErr(); e != nil {
+				return nil, false, e
+			}
 			return nil, false, decodeError(name, format, "data", err)
 		}
 		if p, ok := img.(*image.Paletted); ok {
-			img = gifLikePillow(data, p, cfg.Width, cfg.Height)
+			img = gifLikePillow(prefix.buf, p, cfg.Width, cfg.Height)
 		}
 	} else {
 		img, err = safeCall(func() (image.Image, error) { return decodeFull(format, src) })
@@ -216,6 +247,23 @@ func decodeImage(r io.Reader, name string, maxPixels int) (img image.Image, gray
 			name, ErrCorrupt, format, b.Dx(), b.Dy(), cfg.Width, cfg.Height)
 	}
 	return img, gray16, nil
+}
+
+// gifPrefix bounds the bytes of a GIF kept for gifFirstPalette: the header,
+// colour tables (768 bytes each) and the extensions before the first frame.
+const gifPrefix = 1 << 20
+
+// cappedBuffer keeps the first max bytes written to it and drops the rest.
+type cappedBuffer struct {
+	buf []byte
+	max int
+}
+
+func (b *cappedBuffer) Write(p []byte) (int, error) {
+	if room := b.max - len(b.buf); room > 0 {
+		b.buf = append(b.buf, p[:min(room, len(p))]...)
+	}
+	return len(p), nil
 }
 
 func decodeConfig(format string, r io.Reader) (image.Config, error) {

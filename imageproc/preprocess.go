@@ -96,7 +96,8 @@ func (c Config) Load(path string, maxPixels int) ([]float32, error) {
 	if err := c.Validate(); err != nil {
 		return nil, err
 	}
-	img, err := DecodeFile(path, maxPixels)
+	img, release, err := DecodeFileHeld(path, maxPixels)
+	defer release()
 	if err != nil {
 		return nil, err
 	}

@@ -25,10 +25,14 @@
 // is never unreadable and never holds a record whose vectors are
 // incomplete.
 //
-// One process writes an index at a time: the database's file lock (flock)
-// is held exclusively by a writer and shared by readers, so a second
-// writer, or a reader while a writer runs, waits up to Options.Wait and
-// then fails with ErrLocked. Within a process an Index is safe for
-// concurrent use: searches share a read lock, Add and Remove take the
-// write lock.
+// One process writes an index at a time: a writer holds an exclusive flock
+// on index.lock from Open to Close, and a second writer waits up to
+// Options.Wait, then fails with ErrLocked. Readers in other processes work
+// beside it: the database is opened for each operation only, shared by
+// readers and exclusive for a commit, so a reader sees every batch once it
+// is committed (its state is reloaded when the database's generation
+// counter moved) and a commit waits for the readers of the moment. A writer
+// only writes vectors into slots that no committed record uses, which
+// readers skip. Within a process an Index is safe for concurrent use:
+// searches share a read lock, Add and Remove take the write lock.
 package index

@@ -36,6 +36,7 @@ const (
 	boundName = "embeddings.i8b"
 	fullName  = "embeddings.f32"
 	featName  = "features.f16"
+	lockName  = "index.lock"
 )
 
 // Errors callers can test for with errors.Is.
@@ -150,7 +151,8 @@ type Index struct {
 	opts Options
 
 	mu       sync.RWMutex
-	db       *bolt.DB
+	lock     *os.File // the writer's lock (Write), held until Close
+	gen      int      // the generation of the database the state reflects
 	model    Model
 	hasModel bool
 	features bool
@@ -177,6 +179,7 @@ var (
 	kSlots    = []byte("slots")
 	kCount    = []byte("count")
 	kCreated  = []byte("created")
+	kGen      = []byte("generation")
 )
 
 // Open opens the index directory dir (see Options).
@@ -221,22 +224,17 @@ func Open(ctx context.Context, dir string, opts Options) (_ *Index, err error) {
 			}
 		}
 	}()
-	bopts := &bolt.Options{Timeout: opts.Wait, ReadOnly: !opts.Write}
-	db, err := openBolt(dbPath, bopts)
-	if err != nil {
-		if errors.Is(err, berrors.ErrTimeout) {
-			return nil, fmt.Errorf("%w: %s is locked (another `blipcuda index` run is writing it?); waited %s", ErrLocked, dir, opts.Wait)
-		}
-		if errors.Is(err, fs.ErrPermission) || errors.Is(err, fs.ErrNotExist) {
-			return nil, fmt.Errorf("index %s: %w", dir, unwrapPath(err))
-		}
-		return nil, fmt.Errorf("%w: %s: %s: %v", ErrNotIndex, dir, dbName, err)
-	}
-	ix.db = db
 	if opts.Write {
+		if ix.lock, err = lockFile(ctx, filepath.Join(dir, lockName), opts.Wait); err != nil {
+			if errors.Is(err, errLockTimeout) {
+				return nil, fmt.Errorf("%w: %s is being written by another process (another `blipcuda index` run?); waited %s",
+					ErrLocked, dir, opts.Wait)
+			}
+			return nil, fmt.Errorf("index %s: %w", dir, err)
+		}
 		err = ix.update(func(tx *bolt.Tx) error { return ix.initTx(tx, opts.Features) })
 	} else {
-		err = ix.view(ix.load)
+		err = ix.refresh()
 	}
 	if err != nil {
 		return nil, err
@@ -247,17 +245,150 @@ func Open(ctx context.Context, dir string, opts Options) (_ *Index, err error) {
 	return ix, nil
 }
 
-// view runs a read transaction; update a write transaction. A damaged
-// database file can make bbolt panic or fault on a page it maps; both are
-// turned into ErrNotIndex (bbolt's deferred rollback releases its locks).
-func (ix *Index) view(fn func(*bolt.Tx) error) (err error) {
-	defer guard(ix.dir, &err)()
-	return ix.db.View(fn)
+// The database is open only during an operation: shared (flock) for reads,
+// exclusive for writes, so that readers in other processes and the one
+// writer interleave. Between operations nothing is held but the writer's
+// lock file.
+
+// openDB opens index.db for one operation.
+func (ix *Index) openDB(write bool) (*bolt.DB, error) {
+	wait := ix.opts.Wait
+	if write {
+		wait = max(wait, writeWait) // readers hold it for milliseconds
+	}
+	db, err := openBolt(filepath.Join(ix.dir, dbName), &bolt.Options{Timeout: wait, ReadOnly: !write})
+	switch {
+	case err == nil:
+		return db, nil
+	case errors.Is(err, berrors.ErrTimeout):
+		return nil, fmt.Errorf("%w: %s: %s stayed locked for %s", ErrLocked, ix.dir, dbName, wait)
+	case errors.Is(err, fs.ErrPermission) || errors.Is(err, fs.ErrNotExist):
+		return nil, fmt.Errorf("index %s: %w", ix.dir, unwrapPath(err))
+	case errors.Is(err, ErrNotIndex):
+		return nil, err
+	}
+	return nil, fmt.Errorf("%w: %s: %s: %v", ErrNotIndex, ix.dir, dbName, err)
 }
 
-func (ix *Index) update(fn func(*bolt.Tx) error) (err error) {
-	defer guard(ix.dir, &err)()
-	return ix.db.Update(fn)
+// writeWait is how long a write waits for readers to leave the database.
+const writeWait = 30 * time.Second
+
+// refresh brings the state (counts, free list, model, maps) up to date with
+// the database. The caller holds ix.mu exclusively (or is Open).
+func (ix *Index) refresh() error {
+	db, err := ix.openDB(false)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	return guarded(ix.dir, func() error { return db.View(ix.load) })
+}
+
+// read runs fn in a read transaction on a state that matches it: under the
+// shared lock when the state is current, after a refresh under the
+// exclusive one when another process has committed since.
+func (ix *Index) read(ctx context.Context, fn func(tx *bolt.Tx) error) error {
+	for attempt := 0; ; attempt++ {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		stale := false
+		run := func() error {
+			db, err := ix.openDB(false)
+			if err != nil {
+				return err
+			}
+			defer db.Close()
+			return guarded(ix.dir, func() error {
+				return db.View(func(tx *bolt.Tx) error {
+					if generation(tx) != ix.gen && attempt < 3 {
+						stale = true
+						return nil
+					}
+					if attempt >= 3 { // writes keep coming: read under the exclusive lock
+						if err := ix.load(tx); err != nil {
+							return err
+						}
+						if err := ix.openFiles(); err != nil {
+							return err
+						}
+					}
+					return fn(tx)
+				})
+			})
+		}
+		var err error
+		if attempt < 3 {
+			ix.mu.RLock()
+			if ix.closed {
+				ix.mu.RUnlock()
+				return ErrClosed
+			}
+			err = run()
+			ix.mu.RUnlock()
+		} else {
+			ix.mu.Lock()
+			if ix.closed {
+				ix.mu.Unlock()
+				return ErrClosed
+			}
+			err = run()
+			ix.mu.Unlock()
+		}
+		if err != nil || !stale {
+			return err
+		}
+		ix.mu.Lock()
+		if !ix.closed {
+			err = ix.refresh()
+			if err == nil {
+				err = ix.openFiles()
+			}
+		}
+		ix.mu.Unlock()
+		if err != nil {
+			return err
+		}
+	}
+}
+
+// generation returns the database's commit count.
+func generation(tx *bolt.Tx) int {
+	if meta := tx.Bucket(bMeta); meta != nil {
+		n, _ := strconv.Atoi(string(meta.Get(kGen)))
+		return n
+	}
+	return 0
+}
+
+// update runs fn in a write transaction on the database, opened for it
+// with the exclusive lock, after checking the state against it, and counts
+// the commit. The caller holds ix.mu exclusively.
+func (ix *Index) update(fn func(*bolt.Tx) error) error {
+	db, err := ix.openDB(true)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	return guarded(ix.dir, func() error {
+		return db.Update(func(tx *bolt.Tx) error {
+			if err := ix.load(tx); err != nil && tx.Bucket(bMeta) != nil {
+				return err
+			}
+			if err := fn(tx); err != nil {
+				return err
+			}
+			ix.gen = generation(tx) + 1
+			return tx.Bucket(bMeta).Put(kGen, []byte(strconv.Itoa(ix.gen)))
+		})
+	})
+}
+
+// guarded runs fn, turning a panic or a memory fault in bbolt on a damaged
+// file into ErrNotIndex (bbolt's deferred rollback releases its locks).
+func guarded(dir string, fn func() error) (err error) {
+	defer guard(dir, &err)()
+	return fn()
 }
 
 func guard(dir string, err *error) func() {
@@ -277,9 +408,11 @@ func openBolt(path string, opts *bolt.Options) (db *bolt.DB, err error) {
 	return bolt.Open(path, 0o666, opts)
 }
 
+// dirEmpty reports whether dir holds nothing (but perhaps the lock file of
+// a run that died before it made the database).
 func dirEmpty(dir string) bool {
 	ents, err := os.ReadDir(dir)
-	return err == nil && len(ents) == 0
+	return err == nil && (len(ents) == 0 || len(ents) == 1 && ents[0].Name() == lockName)
 }
 
 func unwrapPath(err error) error {
@@ -335,6 +468,7 @@ func (ix *Index) load(tx *bolt.Tx) error {
 		return fmt.Errorf("%w: %s: format version %d", ErrNotIndex, ix.dir, format)
 	}
 	ix.features = string(meta.Get(kFeatures)) == "true"
+	ix.gen = generation(tx)
 	if ix.slots, err = metaInt(meta, kSlots); err != nil {
 		return fmt.Errorf("%w: %s: %v", ErrNotIndex, ix.dir, err)
 	}
@@ -392,9 +526,9 @@ func (ix *Index) rowSizes() (dim, feat int) {
 	return ix.model.Dim, ix.model.Tokens * ix.model.Width
 }
 
-// openFiles opens (or, writing, creates) and maps the vector files. They
-// may be longer than the slots in use (a batch written and not committed),
-// never shorter.
+// openFiles opens (or, writing, creates) and maps the vector files, or maps
+// them again when they have grown. They may be longer than the slots in use
+// (a batch written and not committed), never shorter.
 func (ix *Index) openFiles() error {
 	if !ix.hasModel {
 		if ix.slots > 0 {
@@ -403,18 +537,25 @@ func (ix *Index) openFiles() error {
 		return nil
 	}
 	dim, feat := ix.rowSizes()
-	var err error
-	if ix.quant, err = openVec(filepath.Join(ix.dir, quantName), 1, dim, ix.opts.Write); err != nil {
+	open := func(v **vecFile, name string, elem, row int) error {
+		if *v != nil {
+			return (*v).remap() // grown by a writer since
+		}
+		var err error
+		*v, err = openVec(filepath.Join(ix.dir, name), elem, row, ix.opts.Write)
 		return err
 	}
-	if ix.bound, err = openVec(filepath.Join(ix.dir, boundName), 4, 2, ix.opts.Write); err != nil {
+	if err := open(&ix.quant, quantName, 1, dim); err != nil {
 		return err
 	}
-	if ix.full, err = openVec(filepath.Join(ix.dir, fullName), 4, dim, ix.opts.Write); err != nil {
+	if err := open(&ix.bound, boundName, 4, 2); err != nil {
+		return err
+	}
+	if err := open(&ix.full, fullName, 4, dim); err != nil {
 		return err
 	}
 	if ix.features {
-		if ix.feat, err = openVec(filepath.Join(ix.dir, featName), 2, feat, ix.opts.Write); err != nil {
+		if err := open(&ix.feat, featName, 2, feat); err != nil {
 			return err
 		}
 	}
@@ -437,9 +578,9 @@ func (ix *Index) closeFiles() {
 		}
 	}
 	ix.quant, ix.bound, ix.full, ix.feat = nil, nil, nil, nil
-	if ix.db != nil {
-		ix.db.Close()
-		ix.db = nil
+	if ix.lock != nil {
+		ix.lock.Close() // releases the flock
+		ix.lock = nil
 	}
 }
 
@@ -457,8 +598,8 @@ func (ix *Index) Close() error {
 			errs = append(errs, f.close())
 		}
 	}
-	if ix.db != nil {
-		errs = append(errs, ix.db.Close())
+	if ix.lock != nil {
+		errs = append(errs, ix.lock.Close())
 	}
 	return errors.Join(errs...)
 }
@@ -477,7 +618,9 @@ func (ix *Index) Model() (m Model, ok bool) {
 // HasFeatures reports whether the index stores raw features.
 func (ix *Index) HasFeatures() bool { return ix.features }
 
-// Len returns the number of images in the index.
+// Len returns the number of images in the index, as of the last operation
+// (Open, Search, Lookup, …): a reader sees another process's commits at its
+// next operation.
 func (ix *Index) Len() int {
 	ix.mu.RLock()
 	defer ix.mu.RUnlock()
@@ -533,6 +676,9 @@ func (ix *Index) Key(path string) (string, error) {
 	return abs, nil
 }
 
+// maxPath bounds a stored path (longer keys mean a damaged database).
+const maxPath = 64 << 10
+
 // Resolve returns the file path of a stored path.
 func (ix *Index) Resolve(key string) string {
 	if filepath.IsAbs(key) {
@@ -543,14 +689,9 @@ func (ix *Index) Resolve(key string) string {
 
 // Lookup returns the record of a stored path.
 func (ix *Index) Lookup(key string) (Entry, bool, error) {
-	ix.mu.RLock()
-	defer ix.mu.RUnlock()
-	if ix.closed {
-		return Entry{}, false, ErrClosed
-	}
 	var e Entry
 	var ok bool
-	err := ix.view(func(tx *bolt.Tx) error {
+	err := ix.read(context.Background(), func(tx *bolt.Tx) error {
 		v := tx.Bucket(bFiles).Get([]byte(key))
 		if v == nil {
 			return nil
@@ -562,21 +703,22 @@ func (ix *Index) Lookup(key string) (Entry, bool, error) {
 }
 
 func decodeEntry(key string, v []byte, e *Entry) error {
+	if len(key) > maxPath || v == nil {
+		return fmt.Errorf("%w: damaged record %.80q", ErrNotIndex, key)
+	}
 	if err := json.Unmarshal(v, e); err != nil {
-		return fmt.Errorf("%w: record of %s: %v", ErrNotIndex, key, err)
+		return fmt.Errorf("%w: record of %.200q: %v", ErrNotIndex, key, err)
 	}
 	e.Path = key
 	return nil
 }
 
 // Entries calls fn for every record, in path order.
+//
+// The database is held (shared) while fn runs: a writer in another process
+// waits for the end of the listing.
 func (ix *Index) Entries(ctx context.Context, fn func(Entry) error) error {
-	ix.mu.RLock()
-	defer ix.mu.RUnlock()
-	if err := ix.usable(false, ctx); err != nil {
-		return err
-	}
-	return ix.view(func(tx *bolt.Tx) error {
+	return ix.read(ctx, func(tx *bolt.Tx) error {
 		n := 0
 		return tx.Bucket(bFiles).ForEach(func(k, v []byte) error {
 			if n++; n%1024 == 0 && ctx.Err() != nil {
@@ -612,8 +754,8 @@ func (ix *Index) Add(ctx context.Context, items []Item) error {
 		if ix.features && len(it.Features) != feat {
 			return fmt.Errorf("index %s: image %s: %d feature values, want %d", ix.dir, it.Path, len(it.Features), feat)
 		}
-		if it.Path == "" || seen[it.Path] {
-			return fmt.Errorf("index %s: empty or repeated path %q in a batch", ix.dir, it.Path)
+		if it.Path == "" || len(it.Path) > maxPath || seen[it.Path] {
+			return fmt.Errorf("index %s: empty, too long or repeated path %.200q in a batch", ix.dir, it.Path)
 		}
 		seen[it.Path] = true
 	}
@@ -835,29 +977,24 @@ type Result struct {
 // (blipcuda.TopK over the memory-mapped embeddings); all of them when the
 // index holds k or fewer.
 func (ix *Index) Search(ctx context.Context, queries [][]float32, k int) ([][]Result, error) {
-	ix.mu.RLock()
-	defer ix.mu.RUnlock()
-	if err := ix.usable(false, ctx); err != nil {
-		return nil, err
-	}
 	out := make([][]Result, len(queries))
-	if !ix.hasModel || ix.count == 0 {
-		for i := range out {
-			out[i] = []Result{}
+	err := ix.read(ctx, func(tx *bolt.Tx) error {
+		if !ix.hasModel || ix.count == 0 {
+			for i := range out {
+				out[i] = []Result{}
+			}
+			return nil
 		}
-		return out, nil
-	}
-	dim := ix.model.Dim
-	e := blipcuda.EmbeddingMatrix{Dim: dim, Quant: ix.quant.int8s()[:ix.slots*dim], Bounds: ix.bound.floats()[:ix.slots*2],
-		Full: ix.full.floats()[:ix.slots*dim]}
-	if len(ix.free) > 0 {
-		e.Skip = func(r int) bool { _, ok := ix.free[r]; return ok }
-	}
-	hits, err := blipcuda.TopK(ctx, e, queries, k)
-	if err != nil {
-		return nil, fmt.Errorf("index %s: %w", ix.dir, err)
-	}
-	err = ix.view(func(tx *bolt.Tx) error {
+		dim := ix.model.Dim
+		e := blipcuda.EmbeddingMatrix{Dim: dim, Quant: ix.quant.int8s()[:ix.slots*dim], Bounds: ix.bound.floats()[:ix.slots*2],
+			Full: ix.full.floats()[:ix.slots*dim]}
+		if len(ix.free) > 0 {
+			e.Skip = func(r int) bool { _, ok := ix.free[r]; return ok }
+		}
+		hits, err := blipcuda.TopK(ctx, e, queries, k)
+		if err != nil {
+			return fmt.Errorf("index %s: %w", ix.dir, err)
+		}
 		files, slotB := tx.Bucket(bFiles), tx.Bucket(bSlots)
 		for q, hs := range hits {
 			out[q] = make([]Result, len(hs))
@@ -875,40 +1012,49 @@ func (ix *Index) Search(ctx context.Context, queries [][]float32, k int) ([][]Re
 		}
 		return nil
 	})
-	return out, err
-}
-
-// Embedding returns a copy of the float32 embedding of a record.
-func (ix *Index) Embedding(e Entry) ([]float32, error) {
-	ix.mu.RLock()
-	defer ix.mu.RUnlock()
-	if err := ix.rowOK(e); err != nil {
+	if err != nil {
 		return nil, err
 	}
-	dim := ix.model.Dim
-	return append([]float32(nil), ix.full.floats()[e.Slot*dim:(e.Slot+1)*dim]...), nil
-}
-
-// Features returns the raw features of a record, converted to float32;
-// nil when the index stores none.
-func (ix *Index) Features(e Entry) ([]float32, error) {
-	ix.mu.RLock()
-	defer ix.mu.RUnlock()
-	if err := ix.rowOK(e); err != nil || !ix.features {
-		return nil, err
-	}
-	_, n := ix.rowSizes()
-	out := make([]float32, n)
-	blipcuda.DecodeHalf(out, ix.feat.halves()[e.Slot*n:(e.Slot+1)*n])
 	return out, nil
 }
 
-func (ix *Index) rowOK(e Entry) error {
-	if ix.closed {
-		return ErrClosed
-	}
-	if _, free := ix.free[e.Slot]; free || e.Slot < 0 || e.Slot >= ix.slots || !ix.hasModel {
-		return fmt.Errorf("index %s: %s: slot %d is not in use", ix.dir, e.Path, e.Slot)
+// Embedding returns a copy of the float32 embedding of a record (as
+// returned by Lookup, Entries or Search). It fails when the record has
+// been removed or replaced since.
+func (ix *Index) Embedding(e Entry) ([]float32, error) {
+	var out []float32
+	err := ix.read(context.Background(), func(tx *bolt.Tx) error {
+		if err := ix.rowOK(tx, e); err != nil {
+			return err
+		}
+		dim := ix.model.Dim
+		out = append([]float32(nil), ix.full.floats()[e.Slot*dim:(e.Slot+1)*dim]...)
+		return nil
+	})
+	return out, err
+}
+
+// Features returns the raw features of a record, converted to float32;
+// nil when the index stores none. Like Embedding, it fails when the record
+// has been removed or replaced since it was read.
+func (ix *Index) Features(e Entry) ([]float32, error) {
+	var out []float32
+	err := ix.read(context.Background(), func(tx *bolt.Tx) error {
+		if err := ix.rowOK(tx, e); err != nil || !ix.features {
+			return err
+		}
+		_, n := ix.rowSizes()
+		out = make([]float32, n)
+		blipcuda.DecodeHalf(out, ix.feat.halves()[e.Slot*n:(e.Slot+1)*n])
+		return nil
+	})
+	return out, err
+}
+
+// rowOK checks that e's slot still holds e.
+func (ix *Index) rowOK(tx *bolt.Tx, e Entry) error {
+	if !ix.hasModel || e.Slot < 0 || e.Slot >= ix.slots || string(tx.Bucket(bSlots).Get(slotKey(e.Slot))) != e.Path {
+		return fmt.Errorf("index %s: %s: the record is no longer in slot %d (removed or replaced since it was read)", ix.dir, e.Path, e.Slot)
 	}
 	return nil
 }

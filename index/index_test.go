@@ -161,8 +161,12 @@ func TestAddSearchRemove(t *testing.T) {
 	}
 }
 
+// TestLocking: one writer at a time; readers alongside the writer, seeing
+// each batch once it is committed; a writer's commit waits for a reader
+// that holds the database.
 func TestLocking(t *testing.T) {
 	ctx := context.Background()
+	rng := rand.New(rand.NewSource(9))
 	dir := filepath.Join(t.TempDir(), "x"+Extension)
 	ix := create(t, dir, false)
 	defer ix.Close()
@@ -174,20 +178,69 @@ func TestLocking(t *testing.T) {
 	if time.Since(start) < 150*time.Millisecond {
 		t.Error("the second writer did not wait")
 	}
-	if _, err := Open(ctx, dir, Options{Wait: 100 * time.Millisecond}); !errors.Is(err, ErrLocked) {
-		t.Errorf("reader during a write: %v", err)
+	r1, err := Open(ctx, dir, Options{Wait: 100 * time.Millisecond})
+	if err != nil {
+		t.Fatalf("reader during a write: %v", err)
 	}
-	ix.Close()
-	r1, err := Open(ctx, dir, Options{})
+	defer r1.Close()
+	q := unit(rng, testModel.Dim)
+	all := items(rng, "w/", 30)
+	for n := 10; n <= 30; n += 10 {
+		if err := ix.Add(ctx, all[n-10:n]); err != nil {
+			t.Fatal(err)
+		}
+		res, err := r1.Search(ctx, [][]float32{q}, 100)
+		if err != nil || len(res[0]) != n {
+			t.Fatalf("reader after %d images committed: %d results, %v", n, len(res[0]), err)
+		}
+	}
+	if n, _ := ix.Remove(ctx, []string{all[0].Path}); n != 1 {
+		t.Fatal("remove")
+	}
+	if res, _ := r1.Search(ctx, [][]float32{q}, 100); len(res[0]) != 29 || r1.Len() != 29 {
+		t.Fatalf("reader after a removal: %d results, Len %d", len(res[0]), r1.Len())
+	}
+	// A record read before it was replaced is refused, not misread.
+	e, _, _ := r1.Lookup(all[1].Path)
+	repl := items(rng, "w/", 1)
+	repl[0].Path = all[1].Path
+	if err := ix.Add(ctx, repl); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r1.Embedding(e); err == nil {
+		t.Error("Embedding of a replaced record")
+	}
+	// A reader holding the database delays a commit; it does not break it.
+	done := make(chan error, 1)
+	first := true
+	err = r1.Entries(ctx, func(Entry) error {
+		if first {
+			first = false
+			go func() { done <- ix.Add(ctx, items(rng, "late/", 1)) }()
+			time.Sleep(300 * time.Millisecond)
+			select {
+			case err := <-done:
+				t.Errorf("the commit did not wait for the reader: %v", err)
+			default:
+			}
+		}
+		return nil
+	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer r1.Close()
+	if err := <-done; err != nil {
+		t.Fatalf("the commit after the reader: %v", err)
+	}
+	ix.Close()
 	r2, err := Open(ctx, dir, Options{})
 	if err != nil {
 		t.Fatalf("two readers: %v", err)
 	}
-	r2.Close()
+	defer r2.Close()
+	if r2.Len() != 30 {
+		t.Errorf("after the late commit: %d images", r2.Len())
+	}
 }
 
 func TestBadIndexes(t *testing.T) {
@@ -240,8 +293,10 @@ func TestBadIndexes(t *testing.T) {
 	if err := ix.SetModel(ctx, other2); !errors.Is(err, ErrModel) || !strings.Contains(err.Error(), "--model tiny") {
 		t.Errorf("another model: %v", err)
 	}
-	ix.db.Update(func(tx *bolt.Tx) error { return tx.Bucket(bMeta).Put(kFormat, []byte("2")) })
 	ix.Close()
+	db, _ = bolt.Open(filepath.Join(dir, dbName), 0o666, nil)
+	db.Update(func(tx *bolt.Tx) error { return tx.Bucket(bMeta).Put(kFormat, []byte("2")) })
+	db.Close()
 	if _, err := Open(ctx, dir, Options{}); !errors.Is(err, ErrNewerFormat) {
 		t.Errorf("newer format: %v", err)
 	}

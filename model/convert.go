@@ -1,19 +1,16 @@
 package model
 
 import (
-	"github.com/blipcuda/blipcuda/ops"
-	"slices"
-
-	"bufio"
 	"context"
 	"encoding/binary"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"math"
-	"os"
-	"path/filepath"
+	"slices"
 	"strings"
+
+	"github.com/blipcuda/blipcuda/internal/outfile"
+	"github.com/blipcuda/blipcuda/ops"
 )
 
 // SafetensorsDType returns the safetensors spelling (F32, F16, BF16) of a
@@ -52,10 +49,11 @@ func dtypeSize(dt string) int {
 // PyTorch's .half() and .bfloat16() do); float16 overflows to ±Inf.
 //
 // The file is streamed: only a small conversion buffer is allocated, never
-// a second copy of the weights. It is written atomically: to a temporary
-// file in path's directory, synced, then renamed over path. On any error,
-// including ctx being cancelled, the temporary file is removed and path is
-// left as it was.
+// a second copy of the weights. It is written by internal/outfile: a
+// regular file (or new path) atomically, to a temporary file in the
+// directory of the resolved path, synced, then renamed over it; a device
+// or FIFO directly. On any error, including ctx being cancelled, the
+// temporary file is removed and path is left as it was.
 func WriteSafetensors(ctx context.Context, path string, w *Weights, cfg Config, dtype string, metadata map[string]string) (err error) {
 	dt, err := SafetensorsDType(dtype)
 	if err != nil {
@@ -82,32 +80,18 @@ func WriteSafetensors(ctx context.Context, path string, w *Weights, cfg Config, 
 		return fmt.Errorf("model: write %s: %w", path, err)
 	}
 
-	if fi, serr := os.Stat(path); serr == nil && fi.IsDir() {
-		return fmt.Errorf("model: write %s: is a directory", path)
-	}
-	dir, base := filepath.Split(path)
-	if dir == "" {
-		dir = "."
-	}
-	f, err := os.CreateTemp(dir, "."+base+".tmp-*")
+	f, err := outfile.Create(ctx, path)
 	if err != nil {
-		return fmt.Errorf("model: write %s: %w", path, err)
+		return fmt.Errorf("model: %w", err)
 	}
-	tmp := f.Name()
-	defer func() {
-		if err != nil {
-			f.Close()
-			os.Remove(tmp)
-		}
-	}()
-	bw := bufio.NewWriterSize(f, 1<<20)
+	defer f.Abort() // after Commit it does nothing
 	var n8 [8]byte
 	binary.LittleEndian.PutUint64(n8[:], uint64(len(header)))
-	if _, err := bw.Write(n8[:]); err != nil {
-		return fmt.Errorf("model: write %s: %w", path, err)
+	if _, err := f.Write(n8[:]); err != nil {
+		return fmt.Errorf("model: %w", err)
 	}
-	if _, err := bw.Write(header); err != nil {
-		return fmt.Errorf("model: write %s: %w", path, err)
+	if _, err := f.Write(header); err != nil {
+		return fmt.Errorf("model: %w", err)
 	}
 	const chunk = 1 << 16 // elements converted at a time
 	buf := make([]byte, chunk*dtypeSize(dt))
@@ -118,34 +102,13 @@ func WriteSafetensors(ctx context.Context, path string, w *Weights, cfg Config, 
 		for first := 0; first < len(t.Data); first += chunk {
 			src := t.Data[first:min(first+chunk, len(t.Data))]
 			b := encodeFloats(buf, src, dt)
-			if _, err := bw.Write(b); err != nil {
-				return fmt.Errorf("model: write %s: tensor %s: %w", path, params[i].Name, err)
+			if _, err := f.Write(b); err != nil {
+				return fmt.Errorf("model: tensor %s: %w", params[i].Name, err)
 			}
 		}
 	}
-	if err := bw.Flush(); err != nil {
-		return fmt.Errorf("model: write %s: %w", path, err)
-	}
-	// CreateTemp makes the file 0600; a model file is an ordinary file.
-	if err := f.Chmod(0o644); err != nil && !errors.Is(err, errors.ErrUnsupported) {
-		return fmt.Errorf("model: write %s: %w", path, err)
-	}
-	if err := f.Sync(); err != nil {
-		return fmt.Errorf("model: write %s: %w", path, err)
-	}
-	if err := f.Close(); err != nil {
-		return fmt.Errorf("model: write %s: %w", path, err)
-	}
-	if err := ctx.Err(); err != nil {
-		return fmt.Errorf("model: write %s: %w", path, err)
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		return fmt.Errorf("model: write %s: %w", path, err)
-	}
-	// Make the rename durable; not every system can sync a directory.
-	if d, derr := os.Open(dir); derr == nil {
-		_ = d.Sync()
-		d.Close()
+	if err := f.Commit(); err != nil {
+		return fmt.Errorf("model: %w", err)
 	}
 	return nil
 }

@@ -6,26 +6,29 @@ import (
 	"encoding/binary"
 	"fmt"
 	"math"
-	"os"
 	"unsafe"
 
+	"github.com/blipcuda/blipcuda/internal/bounded"
 	"github.com/nlpodyssey/safetensors"
 	"golang.org/x/sys/unix"
 )
 
 // LoadSafetensors memory-maps a model.safetensors file and checks its
-// tensors against cfg. float32 tensors are used in place (no copy) when
+// tensors against cfg: its header may not exceed what the configuration's
+// tensors need, its data must be large enough for the configuration's
+// parameters, and NaN or infinite weights are refused. Replacing the file
+// by rename under the returned Weights is safe; rewriting it in place is
+// not (the mapping then faults with SIGBUS). float32 tensors are used in place (no copy) when
 // aligned; float16 and bfloat16 tensors are widened to float32.
 func LoadSafetensors(path string, cfg Config) (*Weights, error) {
-	f, err := os.Open(path)
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	f, fi, err := bounded.Open(path)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrWeights, err)
 	}
 	defer f.Close()
-	fi, err := f.Stat()
-	if err != nil {
-		return nil, fmt.Errorf("%w: %w", ErrWeights, err)
-	}
 	size := fi.Size()
 	if size < 8 {
 		return nil, fmt.Errorf("%w: %s: %d bytes is too short for a safetensors file", ErrWeights, path, size)
@@ -56,11 +59,26 @@ func ParseSafetensors(name string, buf []byte, cfg Config) (*Weights, error) {
 func parseSafetensors(path string, buf []byte, cfg Config) (w *Weights, err error) {
 	// The parser is third-party code run on untrusted bytes: turn any panic
 	// into an error.
-	defer func() {
-		if r := recover(); r != nil {
-			w, err = nil, fmt.Errorf("%w: %s: malformed safetensors file: %v", ErrWeights, path, r)
+	defer recoverParse(path, "safetensors file", &w, &err)
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	// The header's length prefix is a bound on the tensor data: compare
+	// the configuration with it before the header is even parsed.
+	if len(buf) >= 8 {
+		hl := binary.LittleEndian.Uint64(buf)
+		// The JSON header is parsed whole: bound it by what a header of
+		// this configuration's tensors needs (about 100 bytes each).
+		if limit := uint64(headerLimit(cfg)); hl > limit {
+			return nil, fmt.Errorf("%w: %s: the safetensors header declares %d bytes, more than the %d the tensors of this configuration need",
+				ErrWeights, path, hl, limit)
 		}
-	}()
+		if hl <= uint64(len(buf))-8 {
+			if err := checkHolds(path, cfg, int64(uint64(len(buf))-8-hl)); err != nil {
+				return nil, err
+			}
+		}
+	}
 	st, err := safetensors.Deserialize(buf)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %s: %v", ErrWeights, path, err)
@@ -71,7 +89,7 @@ func parseSafetensors(path string, buf []byte, cfg Config) (w *Weights, err erro
 		shape := make([]int, len(tv.Shape()))
 		for i, d := range tv.Shape() {
 			if d > maxDim*maxDim {
-				return nil, fmt.Errorf("%w: %s: tensor %s: dimension %d too large", ErrWeights, path, nt.Name, d)
+				return nil, fmt.Errorf("%w: %s: tensor %s: dimension %d too large", ErrWeights, path, bounded.Quote(nt.Name), d)
 			}
 			shape[i] = int(d)
 		}

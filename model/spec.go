@@ -97,12 +97,3 @@ func (c Config) Params() []Param {
 	linear("itm_head", 2, dt)
 	return ps
 }
-
-// NumParams returns the number of parameters (elements) of the network.
-func (c Config) NumParams() int64 {
-	var n int64
-	for _, p := range c.Params() {
-		n += int64(p.Len())
-	}
-	return n
-}

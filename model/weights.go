@@ -9,6 +9,8 @@ import (
 	"slices"
 	"sort"
 	"strings"
+
+	"github.com/blipcuda/blipcuda/internal/bounded"
 )
 
 // ErrWeights reports a checkpoint that does not hold the tensors the
@@ -29,9 +31,13 @@ type HostTensor struct {
 type Weights struct {
 	// Source describes where the tensors came from (a file path, "random",
 	// "zeros").
-	Source  string
-	tensors map[string]HostTensor
-	closers []func() error
+	Source string
+	// StoredDType is the type the checkpoint stores its parameters in:
+	// "float32", "float16", "bfloat16", "mixed", or "" for weights not
+	// read from a file. They are held as float32 whatever it is.
+	StoredDType string
+	tensors     map[string]HostTensor
+	closers     []func() error
 }
 
 // Tensor returns the named tensor.
@@ -72,6 +78,7 @@ const (
 func OpenWeights(dir string, cfg Config) (*Weights, error) {
 	st := filepath.Join(dir, SafetensorsFile)
 	if _, err := os.Stat(st); err == nil {
+		// A directory or FIFO of that name is refused by name.
 		return LoadSafetensors(st, cfg)
 	}
 	pt := filepath.Join(dir, PyTorchFile)
@@ -136,6 +143,9 @@ func check(path string, cfg Config, raw map[string]rawTensor) (*Weights, error) 
 	}
 	if len(unexpected) > 0 {
 		sort.Strings(unexpected)
+		for i, n := range unexpected {
+			unexpected[i] = bounded.Quote(n)
+		}
 		return nil, fmt.Errorf("%w: %s: %d unexpected tensors, e.g. %s",
 			ErrWeights, path, len(unexpected), strings.Join(first(unexpected, 3), ", "))
 	}
@@ -148,9 +158,45 @@ func check(path string, cfg Config, raw map[string]rawTensor) (*Weights, error) 
 			return nil, fmt.Errorf("%w: %s: tensor %s has %d values, want %d",
 				ErrWeights, path, p.Name, len(data), p.Len())
 		}
+		if i := nonFinite(data); i >= 0 {
+			return nil, fmt.Errorf("%w: %s: tensor %s holds %v at index %d: the checkpoint is corrupt (NaN or infinite weights give meaningless scores)",
+				ErrWeights, path, p.Name, data[i], i)
+		}
 		w.tensors[p.Name] = HostTensor{Shape: p.Shape, Data: data}
+		dt := map[string]string{"F32": "float32", "F16": "float16", "BF16": "bfloat16"}[raw[p.Name].dtype]
+		switch w.StoredDType {
+		case "":
+			w.StoredDType = dt
+		case dt:
+		default:
+			w.StoredDType = "mixed"
+		}
 	}
 	return w, nil
+}
+
+// nonFinite returns the index of the first NaN or infinite value of d, or
+// -1: one pass, done once at load.
+func nonFinite(d []float32) int {
+	for i, v := range d {
+		// v-v is NaN exactly when v is NaN or ±Inf.
+		if v-v != 0 {
+			return i
+		}
+	}
+	return -1
+}
+
+// checkHolds compares the configuration with the bytes of tensor data a
+// weights file declares, before anything proportional to the configuration
+// is built: every parameter takes at least 2 bytes (float16).
+func checkHolds(path string, cfg Config, dataBytes int64) error {
+	n := cfg.NumParams()
+	if dataBytes < 2*n {
+		return fmt.Errorf("%w: %s: config.json describes %d parameters (at least %s at 16 bits), but the file holds %s of tensor data",
+			ErrWeights, path, n, byteSize(2*n), byteSize(dataBytes))
+	}
+	return nil
 }
 
 func first(s []string, n int) []string {

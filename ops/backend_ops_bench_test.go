@@ -17,12 +17,12 @@ import (
 //
 //	TFLOP/s    matrix multiplies and attention (2 FLOP per multiply-add;
 //	           attention QKᵀ + PV = 4·Lq·Lk·width per sequence, as
-//	           shared/reference/performance.md counts)
+//	           bench/CEILINGS.md counts)
 //	GB/s       the op's minimum traffic (every input read once, every output
 //	           written once, in the dtype's size) over the measured time
 //	floor-us   the physical floor of the op on this card: max(FLOPs / compute
 //	           ceiling, bytes / bandwidth ceiling), with the measured ceilings
-//	           of performance.md §3 (H100: 3.0 TB/s copy, H200: 4.3 TB/s; 16-bit
+//	           of bench/CEILINGS.md (H100: 3.0 TB/s copy, H200: 4.3 TB/s; 16-bit
 //	           tensor cores 790 TFLOP/s on both; float32 67 TFLOP/s, the
 //	           CUDA-core datasheet rate: blipcuda's float32 uses no TF32)
 //	pct-floor  floor / measured × 100: how close the op is to its floor
@@ -45,8 +45,8 @@ type ceiling struct {
 	float32FMA float64 // FLOP/s, float32 on CUDA cores
 }
 
-// ceilings: shared/reference/performance.md §3 (measured on the project's
-// machines; float32 from the datasheet).
+// ceilings: bench/CEILINGS.md (measured on the project's machines; float32
+// from the datasheet).
 var ceilings = []ceiling{
 	{"H200", 4.3e12, 790e12, 67e12},
 	{"H100", 3.0e12, 790e12, 67e12},

@@ -87,7 +87,7 @@ step 6-bench 45 "$tree/ops" "$bin/ops.test" -test.run '^$' -test.bench 'CUDAOps'
   echo "## Benchmarks (GPU timings, stream-synchronised)"
   echo
   echo "floor-us: max(FLOPs / compute ceiling, bytes / bandwidth) with the measured H100/H200 ceilings of"
-  echo "shared/reference/performance.md; pct-floor = floor / measured (see ops/backend_ops_bench_test.go)."
+  echo "bench/CEILINGS.md; pct-floor = floor / measured (see ops/backend_ops_bench_test.go)."
   echo
   echo '```'
   grep -E '^Benchmark' "$out/6-bench.log" || echo "(none)"

@@ -4,6 +4,8 @@ import (
 	"math"
 	"strings"
 	"unicode/utf8"
+
+	"github.com/blipcuda/blipcuda/internal/bounded"
 )
 
 func orDefault(s, def string) string {
@@ -66,13 +68,13 @@ func newTokenizer(path string, vocab map[string]int32, o Options, clsID, sepID *
 	t.reverse = make(map[int32]string, len(vocab)+len(o.AddedTokens))
 	for tok, id := range vocab {
 		if id < 0 || id == math.MaxInt32 {
-			return nil, formatErr(path, "token %q: id %d out of range", tok, id)
+			return nil, formatErr(path, "token %s: id %d out of range", bounded.Quote(tok), id)
 		}
 		if !utf8.ValidString(tok) {
-			return nil, formatErr(path, "token %q is not valid UTF-8", tok)
+			return nil, formatErr(path, "token %s is not valid UTF-8", bounded.Quote(tok))
 		}
 		if other, dup := t.reverse[id]; dup {
-			return nil, formatErr(path, "tokens %q and %q share id %d", other, tok, id)
+			return nil, formatErr(path, "tokens %s and %s share id %d", bounded.Quote(other), bounded.Quote(tok), id)
 		}
 		t.reverse[id] = tok
 		maxID = max(maxID, id)
@@ -97,15 +99,15 @@ func newTokenizer(path string, vocab map[string]int32, o Options, clsID, sepID *
 			continue
 		}
 		if !utf8.ValidString(a.Content) {
-			return nil, formatErr(path, "added token %q is not valid UTF-8", a.Content)
+			return nil, formatErr(path, "added token %s is not valid UTF-8", bounded.Quote(a.Content))
 		}
 		if a.ID == math.MaxInt32 {
-			return nil, formatErr(path, "added token %q: id %d out of range", a.Content, a.ID)
+			return nil, formatErr(path, "added token %s: id %d out of range", bounded.Quote(a.Content), a.ID)
 		}
 		if k, dup := t.byText[a.Content]; dup {
 			prev := &t.added[k]
 			if a.ID >= 0 && prev.ID != a.ID {
-				return nil, formatErr(path, "added token %q has ids %d and %d", a.Content, prev.ID, a.ID)
+				return nil, formatErr(path, "added token %s has ids %d and %d", bounded.Quote(a.Content), prev.ID, a.ID)
 			}
 			prev.Special = prev.Special || a.Special
 			continue
@@ -115,7 +117,7 @@ func newTokenizer(path string, vocab map[string]int32, o Options, clsID, sepID *
 				a.ID = id
 			} else {
 				if maxID == math.MaxInt32-1 {
-					return nil, formatErr(path, "no id left for added token %q", a.Content)
+					return nil, formatErr(path, "no id left for added token %s", bounded.Quote(a.Content))
 				}
 				maxID++
 				a.ID = maxID
@@ -123,7 +125,7 @@ func newTokenizer(path string, vocab map[string]int32, o Options, clsID, sepID *
 		}
 		if other, ok := t.reverse[a.ID]; ok && other != a.Content {
 			if _, inVocab := vocab[other]; !inVocab {
-				return nil, formatErr(path, "added tokens %q and %q share id %d", other, a.Content, a.ID)
+				return nil, formatErr(path, "added tokens %s and %s share id %d", bounded.Quote(other), bounded.Quote(a.Content), a.ID)
 			}
 		}
 		t.reverse[a.ID] = a.Content
@@ -135,19 +137,19 @@ func newTokenizer(path string, vocab map[string]int32, o Options, clsID, sepID *
 
 	var ok bool
 	if t.unk, ok = vocab[names.unk]; !ok {
-		return nil, formatErr(path, "unknown token %q is missing from the vocabulary", names.unk)
+		return nil, formatErr(path, "unknown token %s is missing from the vocabulary", bounded.Quote(names.unk))
 	}
 	lookup := func(name string, given *int32) (int32, error) {
 		if given != nil {
 			if _, ok := t.reverse[*given]; !ok {
-				return 0, formatErr(path, "special token %q: id %d is not in the vocabulary", name, *given)
+				return 0, formatErr(path, "special token %s: id %d is not in the vocabulary", bounded.Quote(name), *given)
 			}
 			return *given, nil
 		}
 		if id, ok := t.ID(name); ok {
 			return id, nil
 		}
-		return 0, formatErr(path, "special token %q is missing from the vocabulary", name)
+		return 0, formatErr(path, "special token %s is missing from the vocabulary", bounded.Quote(name))
 	}
 	var err error
 	if t.cls, err = lookup(names.cls, clsID); err != nil {

@@ -8,12 +8,13 @@ import (
 	"io"
 	"io/fs"
 	"math"
-	"os"
 	"path/filepath"
 	"sort"
 	"strconv"
 	"strings"
 	"unicode/utf8"
+
+	"github.com/blipcuda/blipcuda/internal/bounded"
 )
 
 // Load reads a tokenizer from a Hugging Face tokenizer directory, such as a
@@ -30,7 +31,7 @@ func Load(dir string) (*Tokenizer, error) {
 		return nil, err
 	}
 	path := filepath.Join(dir, "tokenizer.json")
-	data, err := os.ReadFile(path)
+	data, err := bounded.ReadFile(path, bounded.TokenizerLimit)
 	switch {
 	case err == nil:
 		return fromTokenizerJSON(path, data, cfg)
@@ -38,7 +39,7 @@ func Load(dir string) (*Tokenizer, error) {
 		return nil, fmt.Errorf("tokenizer: %w", err)
 	}
 	path = filepath.Join(dir, "vocab.txt")
-	data, err = os.ReadFile(path)
+	data, err = bounded.ReadFile(path, bounded.VocabLimit)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, fmt.Errorf("tokenizer: %s has neither tokenizer.json nor vocab.txt: %w", dir, err)
 	}
@@ -55,7 +56,7 @@ func Load(dir string) (*Tokenizer, error) {
 // FromVocab reads a WordPiece vocabulary in vocab.txt format (one token per
 // line, the line number being the id) and builds a tokenizer with opts.
 func FromVocab(r io.Reader, opts Options) (*Tokenizer, error) {
-	data, err := io.ReadAll(r)
+	data, err := bounded.ReadAll("vocab", r, bounded.VocabLimit)
 	if err != nil {
 		return nil, fmt.Errorf("tokenizer: reading vocab: %w", err)
 	}
@@ -65,7 +66,7 @@ func FromVocab(r io.Reader, opts Options) (*Tokenizer, error) {
 // FromTokenizerJSON reads a tokenizer.json file of a BERT WordPiece
 // tokenizer (BertNormalizer, BertPreTokenizer, WordPiece).
 func FromTokenizerJSON(r io.Reader) (*Tokenizer, error) {
-	data, err := io.ReadAll(r)
+	data, err := bounded.ReadAll("tokenizer.json", r, bounded.TokenizerLimit)
 	if err != nil {
 		return nil, fmt.Errorf("tokenizer: reading tokenizer.json: %w", err)
 	}
@@ -95,7 +96,7 @@ func fromVocab(path string, data []byte, opts Options) (*Tokenizer, error) {
 			return nil, formatErr(path, "line %d: invalid UTF-8", i+1)
 		}
 		if j, dup := vocab[line]; dup {
-			return nil, formatErr(path, "line %d: duplicate token %q (first on line %d)", i+1, line, j+1)
+			return nil, formatErr(path, "line %d: duplicate token %s (first on line %d)", i+1, bounded.Quote(line), j+1)
 		}
 		vocab[line] = int32(i)
 	}
@@ -149,7 +150,7 @@ func fromTokenizerJSON(path string, data []byte, cfg *config) (*Tokenizer, error
 		return nil, formatErr(path, "no model")
 	}
 	if j.Model.Type != "WordPiece" {
-		return nil, formatErr(path, "model type %q, want WordPiece", j.Model.Type)
+		return nil, formatErr(path, "model type %s, want WordPiece", bounded.Quote(j.Model.Type))
 	}
 	vocab, err := parseVocabObject(j.Model.Vocab)
 	if err != nil {
@@ -183,7 +184,7 @@ func fromTokenizerJSON(path string, data []byte, cfg *config) (*Tokenizer, error
 			return nil, fmt.Errorf("%w: %s: normalizer: %w", ErrFormat, path, err)
 		}
 		if n.Type != "BertNormalizer" {
-			return nil, formatErr(path, "normalizer type %q is not supported (want BertNormalizer)", n.Type)
+			return nil, formatErr(path, "normalizer type %s is not supported (want BertNormalizer)", bounded.Quote(n.Type))
 		}
 		opts.NoCleanText = n.CleanText != nil && !*n.CleanText
 		opts.NoCJKSpacing = n.HandleChineseChars != nil && !*n.HandleChineseChars
@@ -204,7 +205,7 @@ func fromTokenizerJSON(path string, data []byte, cfg *config) (*Tokenizer, error
 		return nil, fmt.Errorf("%w: %s: pre_tokenizer: %w", ErrFormat, path, err)
 	}
 	if pre.Type != "BertPreTokenizer" {
-		return nil, formatErr(path, "pre_tokenizer type %q is not supported (want BertPreTokenizer)", pre.Type)
+		return nil, formatErr(path, "pre_tokenizer type %s is not supported (want BertPreTokenizer)", bounded.Quote(pre.Type))
 	}
 
 	cls, sep, err := parsePostProcessor(j.PostProcessor)
@@ -215,10 +216,10 @@ func fromTokenizerJSON(path string, data []byte, cfg *config) (*Tokenizer, error
 
 	for i, a := range j.AddedTokens {
 		if a.ID == nil {
-			return nil, formatErr(path, "added_tokens[%d] (%q) has no id", i, a.Content)
+			return nil, formatErr(path, "added_tokens[%d] (%s) has no id", i, bounded.Quote(a.Content))
 		}
 		if *a.ID < 0 || *a.ID >= math.MaxInt32 {
-			return nil, formatErr(path, "added_tokens[%d] (%q): id %d out of range", i, a.Content, *a.ID)
+			return nil, formatErr(path, "added_tokens[%d] (%s): id %d out of range", i, bounded.Quote(a.Content), *a.ID)
 		}
 		normalized := !a.Special
 		if a.Normalized != nil {
@@ -278,17 +279,17 @@ func parseVocabObject(raw json.RawMessage) (map[string]int32, error) {
 		}
 		num, ok := tok.(json.Number)
 		if !ok {
-			return nil, fmt.Errorf("token %q: id %v is not a number", key, tok)
+			return nil, fmt.Errorf("token %s: id %v is not a number", bounded.Quote(key), tok)
 		}
 		id, err := strconv.ParseInt(string(num), 10, 32)
 		if err != nil || id < 0 || id == math.MaxInt32 {
-			return nil, fmt.Errorf("token %q: id %s is not a non-negative int32", key, num)
+			return nil, fmt.Errorf("token %s: id %s is not a non-negative int32", bounded.Quote(key), num)
 		}
 		if _, dup := vocab[key]; dup {
-			return nil, fmt.Errorf("duplicate token %q", key)
+			return nil, fmt.Errorf("duplicate token %s", bounded.Quote(key))
 		}
 		if other, dup := ids[int32(id)]; dup {
-			return nil, fmt.Errorf("tokens %q and %q share id %d", other, key, id)
+			return nil, fmt.Errorf("tokens %s and %s share id %d", bounded.Quote(other), bounded.Quote(key), id)
 		}
 		vocab[key] = int32(id)
 		ids[int32(id)] = key
@@ -342,10 +343,10 @@ func parsePostProcessor(raw json.RawMessage) (cls, sep namedID, err error) {
 		get := func(name string) (namedID, error) {
 			st, ok := pp.SpecialTokens[name]
 			if !ok || len(st.IDs) != 1 {
-				return namedID{}, fmt.Errorf("special token %q needs exactly one id", name)
+				return namedID{}, fmt.Errorf("special token %s needs exactly one id", bounded.Quote(name))
 			}
 			if st.IDs[0] < 0 || st.IDs[0] >= math.MaxInt32 {
-				return namedID{}, fmt.Errorf("special token %q: id %d out of range", name, st.IDs[0])
+				return namedID{}, fmt.Errorf("special token %s: id %d out of range", bounded.Quote(name), st.IDs[0])
 			}
 			return namedID{name, int32(st.IDs[0])}, nil
 		}
@@ -373,7 +374,7 @@ func parsePostProcessor(raw json.RawMessage) (cls, sep namedID, err error) {
 		sep, err = get("sep", pp.Sep)
 		return cls, sep, err
 	}
-	return cls, sep, fmt.Errorf("type %q is not supported (want TemplateProcessing or BertProcessing)", pp.Type)
+	return cls, sep, fmt.Errorf("type %s is not supported (want TemplateProcessing or BertProcessing)", bounded.Quote(pp.Type))
 }
 
 // --- tokenizer_config.json, special_tokens_map.json, added_tokens.json ---
@@ -414,7 +415,7 @@ func tokenName(raw json.RawMessage) (string, bool) {
 }
 
 func readJSONFile(path string, v any) (bool, error) {
-	data, err := os.ReadFile(path)
+	data, err := bounded.ReadFile(path, bounded.TokenizerLimit)
 	if errors.Is(err, fs.ErrNotExist) {
 		return false, nil
 	}
@@ -516,7 +517,7 @@ func readConfig(dir string) (*config, error) {
 		for key, a := range dec {
 			id, err := strconv.ParseInt(key, 10, 32)
 			if err != nil || id < 0 || id == math.MaxInt32 {
-				return nil, formatErr(path, "added_tokens_decoder: bad id %q", key)
+				return nil, formatErr(path, "added_tokens_decoder: bad id %s", bounded.Quote(key))
 			}
 			normalized := !a.Special
 			if a.Normalized != nil {
@@ -528,7 +529,7 @@ func readConfig(dir string) (*config, error) {
 	}
 	for content, id := range addedJSON {
 		if id < 0 || id >= math.MaxInt32 {
-			return nil, formatErr(atPath, "token %q: id %d out of range", content, id)
+			return nil, formatErr(atPath, "token %s: id %d out of range", bounded.Quote(content), id)
 		}
 		c.added = append(c.added, AddedToken{Content: content, ID: int32(id), Normalized: true})
 	}

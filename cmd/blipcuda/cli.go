@@ -213,6 +213,7 @@ var envDoc = []struct{ name, doc string }{
 	{"BLIPCUDA_MODEL", "default for --model (default base-coco)"},
 	{"BLIPCUDA_HUB_RETRIES", "retries of a failed or interrupted download, resuming where it stopped (default 4)"},
 	{"NO_COLOR", "set: no colour in the table output"},
+	{"BLIPCUDA_FONTS", "font files or directories searched first for characters of --plot labels the built-in font lacks (CJK, ...)"},
 }
 
 // printEnv writes the documentation of the named variables (all when names

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/blipcuda/blipcuda/hub"
+	"github.com/blipcuda/blipcuda/internal/outfile"
 	"github.com/blipcuda/blipcuda/model"
 )
 
@@ -68,10 +69,11 @@ func runConvert(ctx context.Context, a *app, args []string) error {
 	if output == "" {
 		output = filepath.Join(filepath.Dir(input), model.SafetensorsFile)
 	}
-	if same(input, output) {
-		return usagef("the output %s is the input; name another with --output", output)
+	if err := checkClash([]outfile.Use{{Role: "--output", Path: output}},
+		[]outfile.Use{{Role: "the input", Path: input}, {Role: "--config", Path: config}}); err != nil {
+		return err
 	}
-	if _, err := os.Stat(output); err == nil && !force {
+	if t, err := outfile.Resolve(output); err == nil && t.Exists && t.Mode == outfile.Replace && !force {
 		return fmt.Errorf("%s exists; add --force to overwrite it", output)
 	}
 	if err := checkOutputPath("--output", output); err != nil {
@@ -100,20 +102,8 @@ func runConvert(ctx context.Context, a *app, args []string) error {
 	}
 	a.log.Info(fmt.Sprintf("wrote %s (%s, %d tensors, %s) in %v", output, dtype, len(cfg.Params()), hub.HumanBytes(size),
 		time.Since(start).Round(time.Millisecond)))
-	return a.writeOutput("", func(w io.Writer) error {
+	return a.writeOutput(ctx, "", func(w io.Writer) error {
 		_, err := fmt.Fprintln(w, output)
 		return err
 	})
-}
-
-// same reports whether two paths name the same file.
-func same(a, b string) bool {
-	sa, err1 := os.Stat(a)
-	sb, err2 := os.Stat(b)
-	if err1 == nil && err2 == nil {
-		return os.SameFile(sa, sb)
-	}
-	aa, _ := filepath.Abs(a)
-	bb, _ := filepath.Abs(b)
-	return aa == bb
 }

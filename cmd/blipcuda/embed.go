@@ -11,6 +11,7 @@ import (
 	"strings"
 
 	"github.com/blipcuda/blipcuda"
+	"github.com/blipcuda/blipcuda/internal/outfile"
 )
 
 var embedCommand = &command{
@@ -125,15 +126,18 @@ func runEmbed(ctx context.Context, a *app, args []string) error {
 		return usagef("--features needs images")
 	}
 	if out.format == "npy" && !out.dir {
-		n := 0
-		for _, b := range []bool{len(pos) > 0, len(tf.texts)+len(tf.files) > 0, features} {
-			if b {
-				n++
+		var arrays []string
+		for _, a := range []struct {
+			on   bool
+			name string
+		}{{len(pos) > 0, "image embeddings"}, {len(tf.texts)+len(tf.files) > 0, "text embeddings"}, {features, "image features"}} {
+			if a.on {
+				arrays = append(arrays, a.name)
 			}
 		}
-		if n > 1 {
-			return usagef("--output %s holds one array, and this writes %d (image embeddings, text embeddings, features): "+
-				"give a directory (--output DIR/) or a .safetensors file", out.path, n)
+		if len(arrays) > 1 {
+			return usagef("--output %s holds one array, and this writes %d: %s; "+
+				"give a directory (--output DIR/) or a .safetensors file", out.path, len(arrays), strings.Join(arrays, ", "))
 		}
 	}
 	texts, err := tf.collect(a.stdin, mf.protocol)
@@ -142,19 +146,33 @@ func runEmbed(ctx context.Context, a *app, args []string) error {
 	}
 	var paths []string
 	if len(pos) > 0 {
-		if paths, err = collectImages(pos, recursive); err != nil {
+		if paths, err = collectImages(pos, recursive, func(note string) { a.log.Warn(note) }); err != nil {
 			return err
 		}
 	}
+	outputs := []outfile.Use{{Role: "--output", Path: out.path}}
 	if out.dir {
 		if st, err := os.Stat(out.path); err == nil && !st.IsDir() {
 			return fmt.Errorf("--output %s is a file, not a directory", out.path)
 		}
+		outputs = nil
+		for _, name := range []string{"image_embeds.npy", "text_embeds.npy", "image_features.npy", "metadata.json"} {
+			outputs = append(outputs, outfile.Use{Role: "--output", Path: filepath.Join(out.path, name)})
+		}
 	} else if err := checkOutputPath("--output", out.path); err != nil {
 		return err
 	}
+	if err := checkClash(outputs, inputUses(paths, tf.files, mf.model)); err != nil {
+		return err
+	}
+	if len(paths) > 0 {
+		if paths, _, err = a.checkImages(paths, skipBad); err != nil {
+			return err
+		}
+	}
 
-	m, err := a.loadModel(ctx, &mf)
+	run := &imageRun{}
+	m, err := a.loadModel(ctx, &mf, run.option())
 	if err != nil {
 		return err
 	}
@@ -167,15 +185,17 @@ func runEmbed(ctx context.Context, a *app, args []string) error {
 		res.ImageFeatures = [][]float32{}
 		res.FeatureShape = [2]int{info.Config.NumImageTokens(), info.Config.Vision.HiddenSize}
 	}
-	err = a.forImages(ctx, m, paths, false, skipBad, func(ds []decoded) error {
+	err = a.forImages(ctx, m, paths, false, skipBad, run, func(ds []decoded) error {
 		ims := make([]*blipcuda.Image, len(ds))
 		for i, d := range ds {
 			ims[i] = d.img
-			res.Images = append(res.Images, d.name)
 		}
 		enc, err := m.EncodeImages(ctx, ims, features)
 		if err != nil {
 			return err
+		}
+		for _, d := range ds {
+			res.Images = append(res.Images, d.name)
 		}
 		for _, e := range enc {
 			res.ImageEmbeds = append(res.ImageEmbeds, e.Embedding)
@@ -185,7 +205,10 @@ func runEmbed(ctx context.Context, a *app, args []string) error {
 		}
 		return nil
 	})
-	if err != nil {
+	// An image that failed part way: the images before it are kept (with
+	// the texts), where the run was not interrupted.
+	imageErr := err
+	if err != nil && (ctx.Err() != nil || len(res.Images) == 0) {
 		return err
 	}
 	if len(texts) > 0 {
@@ -198,12 +221,22 @@ func runEmbed(ctx context.Context, a *app, args []string) error {
 			res.TextTokens = append(res.TextTokens, e.Tokens)
 			res.Truncated = append(res.Truncated, e.Truncated)
 			if e.Truncated {
-				a.log.Warn(fmt.Sprintf("text %d was cut to the protocol's length (%s)", j+1, truncationLimit(res.Protocol)),
+				a.log.Warn(fmt.Sprintf("texts[%d] was cut to the protocol's length (%s)", j, m.TruncationLimit()),
 					"text", ellipsis(e.Text, 60))
 			}
 		}
 	}
-	return a.writeEmbeddings(out, res)
+	if err := a.writeEmbeddings(ctx, out, res); err != nil {
+		return err
+	}
+	if imageErr != nil {
+		where := "stdout"
+		if !isStdout(out.path) {
+			where = out.path
+		}
+		return fmt.Errorf("%w; the embeddings of the %d images before it are in %s", imageErr, len(res.Images), where)
+	}
+	return nil
 }
 
 // embedResult is what embed writes; its forms are documented in README.md.
@@ -279,10 +312,10 @@ func (r *embedResult) featureRows() [][][]float32 {
 	return out
 }
 
-func (a *app) writeEmbeddings(out embedOutput, r *embedResult) error {
+func (a *app) writeEmbeddings(ctx context.Context, out embedOutput, r *embedResult) error {
 	switch {
 	case out.format == "json":
-		return a.writeOutput(out.path, func(w io.Writer) error {
+		return a.writeOutput(ctx, out.path, func(w io.Writer) error {
 			fields := append(r.header(),
 				jsonField{"image_embeds", rowsOf(r.ImageEmbeds)},
 				jsonField{"text_embeds", rowsOf(r.TextEmbeds)})
@@ -304,7 +337,7 @@ func (a *app) writeEmbeddings(out embedOutput, r *embedResult) error {
 			}
 			meta[f.key] = string(b)
 		}
-		return a.writeOutput(out.path, func(w io.Writer) error {
+		return a.writeOutput(ctx, out.path, func(w io.Writer) error {
 			return writeSafetensorsArrays(w, r.arrays(), meta)
 		})
 	case !out.dir:
@@ -312,15 +345,15 @@ func (a *app) writeEmbeddings(out embedOutput, r *embedResult) error {
 		if len(arrays) != 1 {
 			return fmt.Errorf("--output %s holds one array, and there are %d", out.path, len(arrays))
 		}
-		return a.writeOutput(out.path, func(w io.Writer) error { return writeNPY(w, arrays[0]) })
+		return a.writeOutput(ctx, out.path, func(w io.Writer) error { return writeNPY(w, arrays[0]) })
 	}
-	return a.writeNPYDir(out.path, r)
+	return a.writeNPYDir(ctx, out.path, r)
 }
 
 // writeNPYDir writes one .npy file per array and metadata.json into dir,
 // all or none: each is written to a temporary file first, and they are
 // renamed into place only when all are complete.
-func (a *app) writeNPYDir(dir string, r *embedResult) (err error) {
+func (a *app) writeNPYDir(ctx context.Context, dir string, r *embedResult) (err error) {
 	created := false
 	if _, serr := os.Stat(dir); serr != nil {
 		if err := os.MkdirAll(dir, 0o777); err != nil {
@@ -328,10 +361,10 @@ func (a *app) writeNPYDir(dir string, r *embedResult) (err error) {
 		}
 		created = true
 	}
-	var files []*atomicFile
+	var files []*outfile.File
 	defer func() {
 		if err != nil {
-			abortAll(files)
+			outfile.AbortAll(files...)
 			if created {
 				os.Remove(dir) // only if still empty
 			}
@@ -343,7 +376,7 @@ func (a *app) writeNPYDir(dir string, r *embedResult) (err error) {
 	}
 	index := map[string]arrayInfo{}
 	for _, arr := range r.arrays() {
-		f, err := createAtomic(filepath.Join(dir, arr.name+".npy"))
+		f, err := outfile.Create(ctx, filepath.Join(dir, arr.name+".npy"))
 		if err != nil {
 			return err
 		}
@@ -353,7 +386,7 @@ func (a *app) writeNPYDir(dir string, r *embedResult) (err error) {
 		}
 		index[arr.name] = arrayInfo{File: arr.name + ".npy", Shape: arr.shape}
 	}
-	f, err := createAtomic(filepath.Join(dir, "metadata.json"))
+	f, err := outfile.Create(ctx, filepath.Join(dir, "metadata.json"))
 	if err != nil {
 		return err
 	}
@@ -361,11 +394,5 @@ func (a *app) writeNPYDir(dir string, r *embedResult) (err error) {
 	if err := writeJSONObject(f, append(r.header(), jsonField{"arrays", index})); err != nil {
 		return err
 	}
-	if err := commitAll(files); err != nil {
-		return err
-	}
-	for _, f := range files {
-		a.log.Info("wrote " + f.path)
-	}
-	return nil
+	return a.commitOutputs(files...)
 }

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"sort"
@@ -17,6 +18,7 @@ import (
 
 	"github.com/blipcuda/blipcuda"
 	"github.com/blipcuda/blipcuda/index"
+	"github.com/blipcuda/blipcuda/internal/progress"
 )
 
 var indexCommand = &command{
@@ -41,7 +43,7 @@ combines indexes (the shards of a distributed run) into one; see its --help.
 
 Images that cannot be read are reported, counted and skipped; --strict makes
 them fatal. Only one run may write an index at a time: a second waits --wait
-for the lock, then fails.`,
+for the lock, then fails. 'blipcuda search' works on the index meanwhile.`,
 	env: append(append([]string{}, hubEnv...), "BLIPCUDA_MODEL"),
 	run: runIndex,
 }
@@ -62,6 +64,10 @@ func runIndex(ctx context.Context, a *app, args []string) error {
 	)
 	flags := newFlagSet("index")
 	mf.register(flags)
+	if f := flags.Lookup("model"); f != nil { // an index knows its model
+		f.Usage += "; default: the model recorded in the index, else " + f.DefValue
+		f.DefValue = ""
+	}
 	flags.str(&out, "output", "o", defaultIndex, "NAME.blipidx", "the index directory to create or update")
 	flags.Var(flags.Lookup("output").Value, "index", "same as --output")
 	flags.boolean(&features, "features", "", "also store the raw image features (float16), so that search re-ranks without re-encoding images: "+
@@ -91,13 +97,22 @@ func runIndex(ctx context.Context, a *app, args []string) error {
 	}
 
 	_, statErr := os.Stat(out)
+	modelSet := false
 	ix, err := index.Open(ctx, out, index.Options{Write: true, Create: true, Features: features, Wait: wait})
 	if err != nil {
 		return err
 	}
 	defer ix.Close()
-	if errors.Is(statErr, fs.ErrNotExist) {
+	if fresh := errors.Is(statErr, fs.ErrNotExist); fresh {
 		a.log.Info("creating index "+out, "features", features)
+		// Until the model is recorded, a failure leaves nothing behind.
+		defer func() {
+			if fresh {
+				ix.Close()
+				os.RemoveAll(out)
+			}
+		}()
+		defer func() { fresh = fresh && !modelSet }()
 	}
 	if features && !ix.HasFeatures() {
 		return fmt.Errorf("index %s was built without --features, and its records cannot gain them: build a new index with --features", out)
@@ -113,6 +128,7 @@ func runIndex(ctx context.Context, a *app, args []string) error {
 	if err := ix.SetModel(ctx, index.ModelOf(m, mf.model)); err != nil {
 		return fmt.Errorf("index %s: %w", out, err)
 	}
+	modelSet = true
 
 	st := &indexStats{}
 	if err := a.indexImages(ctx, m, ix, paths, batch, strict, st); err != nil {
@@ -193,8 +209,18 @@ func (a *app) indexImages(ctx context.Context, m *blipcuda.Model, ix *index.Inde
 	if len(todo) == 0 {
 		return nil
 	}
-	prog := a.newProgress("indexing", len(todo))
-	defer prog.finish()
+	prog := progress.Auto(a.stderrFile, a.quiet, "image", len(todo))
+	defer prog.Finish()
+	if prog != nil {
+		// Warnings while the bar is drawn: erase it, write, redraw.
+		log := a.log
+		level := slog.LevelInfo
+		if a.verbose {
+			level = slog.LevelDebug
+		}
+		a.log = newLogger(prog.Writer(a.stderr), level)
+		defer func() { a.log = log }()
+	}
 	features := ix.HasFeatures()
 	for first := 0; first < len(todo); first += batch {
 		chunk := todo[first:min(first+batch, len(todo))]
@@ -270,7 +296,7 @@ func (a *app) indexImages(ctx context.Context, m *blipcuda.Model, ix *index.Inde
 			}
 			st.unchanged += len(touched)
 		}
-		prog.add(len(chunk))
+		prog.Add(len(chunk))
 	}
 	return nil
 }

@@ -9,6 +9,7 @@ import (
 	"image"
 	"io"
 	"io/fs"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -21,6 +22,9 @@ import (
 
 	"github.com/blipcuda/blipcuda"
 	"github.com/blipcuda/blipcuda/imageproc"
+	"github.com/blipcuda/blipcuda/internal/bounded"
+	"github.com/blipcuda/blipcuda/internal/outfile"
+	"github.com/blipcuda/blipcuda/internal/progress"
 	"github.com/blipcuda/blipcuda/tokenizer"
 )
 
@@ -44,8 +48,10 @@ func pathError(err error) error {
 
 // collectImages expands the image arguments: files as given, directories
 // to the image files they hold (sorted; hidden files skipped; with
-// recursive, their subdirectories too).
-func collectImages(args []string, recursive bool) ([]string, error) {
+// recursive, their subdirectories too). Only regular files are images: an
+// argument that is a FIFO or a device is refused, and such an entry of a
+// directory is skipped with a note passed to skip.
+func collectImages(args []string, recursive bool, skip func(note string)) ([]string, error) {
 	var out []string
 	for _, arg := range args {
 		st, err := os.Stat(arg)
@@ -53,6 +59,9 @@ func collectImages(args []string, recursive bool) ([]string, error) {
 			return nil, fmt.Errorf("image %s: %w", arg, pathError(err))
 		}
 		if !st.IsDir() {
+			if !st.Mode().IsRegular() {
+				return nil, fmt.Errorf("image %s is %s, not a regular file", arg, bounded.Kind(st.Mode()))
+			}
 			out = append(out, arg)
 			continue
 		}
@@ -79,6 +88,17 @@ func collectImages(args []string, recursive bool) ([]string, error) {
 				return nil
 			}
 			if isImageName(d.Name()) {
+				// Stat follows a symbolic link to a regular file.
+				if st, err := os.Stat(p); err != nil || !st.Mode().IsRegular() {
+					if skip != nil {
+						why := "unreadable"
+						if err == nil {
+							why = bounded.Kind(st.Mode())
+						}
+						skip(fmt.Sprintf("skipping %s: %s, not a regular file", p, why))
+					}
+					return nil
+				}
 				found = append(found, p)
 			}
 			return nil
@@ -121,7 +141,7 @@ func (t *textFlags) collect(stdin io.Reader, protocol string) ([]string, error) 
 	var out []string
 	for i, s := range t.texts {
 		if err := checkText(s, protocol); err != nil {
-			return nil, usagef("--text #%d (%q) %v", i+1, s, err)
+			return nil, usagef("--text #%d (%s) %v", i+1, bounded.Quote(s), err)
 		}
 		out = append(out, s)
 	}
@@ -146,12 +166,12 @@ func (t *textFlags) collect(stdin io.Reader, protocol string) ([]string, error) 
 			}
 			r = f
 		}
-		data, err := io.ReadAll(io.LimitReader(r, maxTextsFile+1))
+		data, err := bounded.ReadAll(display, r, maxTextsFile)
+		if errors.Is(err, bounded.ErrTooLarge) {
+			return nil, fmt.Errorf("texts file %s is larger than %d MiB", display, maxTextsFile>>20)
+		}
 		if err != nil {
 			return nil, fmt.Errorf("texts file %s: %w", display, pathError(err))
-		}
-		if len(data) > maxTextsFile {
-			return nil, fmt.Errorf("texts file %s is larger than %d MiB", display, maxTextsFile>>20)
 		}
 		data = bytes.TrimPrefix(data, []byte("\xef\xbb\xbf")) // a UTF-8 byte order mark
 		n := 0
@@ -163,7 +183,7 @@ func (t *textFlags) collect(stdin io.Reader, protocol string) ([]string, error) 
 				continue
 			}
 			if err := checkText(s, protocol); err != nil {
-				return nil, fmt.Errorf("texts file %s, line %d (%q) %w", display, line, s, err)
+				return nil, fmt.Errorf("texts file %s, line %d (%s) %w", display, line, bounded.Quote(s), err)
 			}
 			out = append(out, s)
 			n++
@@ -205,8 +225,11 @@ type decoded struct {
 // chunk's images, which bounds the memory the preprocessed images take. An
 // image that cannot be read or decoded is an error, or with skipBad a
 // warning, and it is left out; if every image is left out, that is an
-// error.
-func (a *app) forImages(ctx context.Context, m *blipcuda.Model, paths []string, thumbs, skipBad bool, fn func([]decoded) error) error {
+// error. run shows the progress over paths.
+func (a *app) forImages(ctx context.Context, m *blipcuda.Model, paths []string, thumbs, skipBad bool, run *imageRun,
+	fn func([]decoded) error) error {
+	stop := run.start(a, len(paths))
+	defer stop()
 	skipped := 0
 	for first := 0; first < len(paths); first += imageChunk {
 		var good []decoded
@@ -220,13 +243,19 @@ func (a *app) forImages(ctx context.Context, m *blipcuda.Model, paths []string, 
 				a.log.Warn("skipping " + errorText(d.err))
 				skipped++
 			default:
-				return d.err
+				return fmt.Errorf("%w (add --skip-bad to skip images that cannot be decoded)", d.err)
 			}
+		}
+		if run != nil {
+			run.base = first
 		}
 		if len(good) > 0 {
 			if err := fn(good); err != nil {
 				return err
 			}
+		}
+		if run != nil {
+			run.counter.Set(min(first+imageChunk, len(paths)))
 		}
 		a.log.Debug("images done", "done", min(first+imageChunk, len(paths)), "of", len(paths))
 	}
@@ -234,6 +263,95 @@ func (a *app) forImages(ctx context.Context, m *blipcuda.Model, paths []string, 
 		return fmt.Errorf("none of the %d images could be read", skipped)
 	}
 	return nil
+}
+
+// imageRun shows the progress of a run over images: a counter on stderr,
+// moved by the library's progress callback as each image is done.
+type imageRun struct {
+	counter *progress.Counter
+	base    int // images before the chunk being scored
+}
+
+// option is the library option that reports progress to r.
+func (r *imageRun) option() blipcuda.Option {
+	return blipcuda.WithProgress(func(p blipcuda.Progress) { r.counter.Set(r.base + p.Done) })
+}
+
+// start shows the counter for n images (nothing with --quiet) and routes
+// log messages around its bar; the function returned ends it. A nil
+// *imageRun shows nothing.
+func (r *imageRun) start(a *app, n int) func() {
+	if r == nil {
+		return func() {}
+	}
+	r.counter = progress.Auto(a.stderrFile, a.quiet, "image", n)
+	if r.counter == nil {
+		return func() {}
+	}
+	log := a.log
+	a.log = newLogger(r.counter.Writer(a.stderr), a.logLevel())
+	return func() {
+		r.counter.Finish()
+		a.log = log
+	}
+}
+
+// logLevel is the level the flags chose.
+func (a *app) logLevel() slog.Level {
+	switch {
+	case a.verbose:
+		return slog.LevelDebug
+	case a.quiet:
+		return slog.LevelError
+	}
+	return slog.LevelInfo
+}
+
+// checkImages reads the header (and, for PNG and JPEG, the end) of every
+// image before the model loads, so that a bad file costs no time: it is
+// an error naming the image, or with skipBad a warning and the image is
+// left out. It returns the images kept and their sizes, for --plot.
+func (a *app) checkImages(paths []string, skipBad bool) ([]string, []image.Point, error) {
+	kept := paths[:0:0]
+	var sizes []image.Point
+	for _, p := range paths {
+		h, err := imageproc.CheckFile(p, 0)
+		if err != nil {
+			err = imageError(p, err)
+			if !skipBad {
+				return nil, nil, fmt.Errorf("%w (add --skip-bad to skip images that cannot be decoded)", err)
+			}
+			a.log.Warn("skipping " + errorText(err))
+			continue
+		}
+		kept = append(kept, p)
+		sizes = append(sizes, image.Pt(h.Width, h.Height))
+	}
+	if len(kept) == 0 {
+		return nil, nil, fmt.Errorf("none of the %d images could be read", len(paths))
+	}
+	return kept, sizes, nil
+}
+
+// inputUses lists the files a command reads, for outfile.Clash: the
+// images, the texts files and, for a checkpoint directory, its files.
+func inputUses(images, textFiles []string, modelName string) []outfile.Use {
+	var uses []outfile.Use
+	for _, p := range images {
+		uses = append(uses, outfile.Use{Role: "image", Path: p})
+	}
+	for _, p := range textFiles {
+		uses = append(uses, outfile.Use{Role: "texts file", Path: p})
+	}
+	if st, err := os.Stat(modelName); err == nil && st.IsDir() {
+		ents, _ := os.ReadDir(modelName)
+		for _, e := range ents {
+			if e.Type().IsRegular() {
+				uses = append(uses, outfile.Use{Role: "model file", Path: filepath.Join(modelName, e.Name())})
+			}
+		}
+	}
+	return uses
 }
 
 // imageChunk is how many images are decoded and encoded at once.
@@ -272,7 +390,8 @@ func decodeImages(ctx context.Context, m *blipcuda.Model, paths []string, thumbs
 
 func decodeImage(m *blipcuda.Model, path string, thumbs bool) decoded {
 	d := decoded{name: path}
-	rgb, err := imageproc.DecodeFile(path, 0)
+	rgb, release, err := imageproc.DecodeFileHeld(path, 0)
+	defer release() // until resized and thumbnailed
 	if err != nil {
 		d.err = imageError(path, err)
 		return d

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
@@ -56,10 +57,15 @@ func (m *modelFlags) validate() error {
 	default:
 		return usagef("--device %q: want auto, cpu or cuda", m.device)
 	}
-	switch m.precision {
-	case "float32", "float16", "bfloat16":
+	switch strings.ToLower(m.precision) {
+	case "float32", "fp32", "f32":
+		m.precision = "float32"
+	case "float16", "fp16", "f16", "half":
+		m.precision = "float16"
+	case "bfloat16", "bf16":
+		m.precision = "bfloat16"
 	default:
-		return usagef("--precision %q: want float32, float16 or bfloat16", m.precision)
+		return usagef("--precision %q: want float32 (fp32), float16 (fp16) or bfloat16 (bf16)", m.precision)
 	}
 	if m.threads < 0 {
 		return usagef("--threads %d: want a positive number (or 0 for all cores)", m.threads)
@@ -79,6 +85,14 @@ func checkModelName(name string) error {
 	if _, ok := blipcuda.RepoFor(name); !ok {
 		return usagef("unknown model %q: want %s, a Hub id (org/name) or an existing checkpoint directory",
 			name, model.VariantNames())
+	}
+	// models/x, where models/ is a directory here, is a path that does not
+	// exist rather than a Hub id to look for.
+	if dir, _, ok := strings.Cut(filepath.ToSlash(name), "/"); ok && !strings.HasPrefix(name, "Salesforce/") {
+		if st, err := os.Stat(dir); err == nil && st.IsDir() {
+			return usagef("--model %s: no such directory (%s/ is a local directory, so this is taken as a path, "+
+				"not a Hub id; name a Hub id whose organisation is not a directory here)", name, dir)
+		}
 	}
 	return nil
 }
@@ -106,7 +120,7 @@ func (a *app) hubClient() (*hub.Client, error) {
 
 // loadModel loads the model the flags name, downloading it on first use
 // unless HF_HUB_OFFLINE is set.
-func (a *app) loadModel(ctx context.Context, mf *modelFlags) (*blipcuda.Model, error) {
+func (a *app) loadModel(ctx context.Context, mf *modelFlags, extra ...blipcuda.Option) (*blipcuda.Model, error) {
 	c, err := a.hubClient()
 	if err != nil {
 		return nil, err
@@ -114,9 +128,10 @@ func (a *app) loadModel(ctx context.Context, mf *modelFlags) (*blipcuda.Model, e
 	if _, err := blipcuda.Locate(ctx, c, mf.model); errors.Is(err, blipcuda.ErrNotCached) {
 		repo, _ := blipcuda.RepoFor(mf.model)
 		if c.Offline() {
-			return nil, fmt.Errorf("%w: %s (%s) is not in the Hugging Face cache at %s, and HF_HUB_OFFLINE is set so it "+
-				"cannot be downloaded: run `blipcuda pull %s` with network access (or unset HF_HUB_OFFLINE), "+
-				"or pass a checkpoint directory with --model", blipcuda.ErrNotCached, mf.model, repo, c.CacheDir(), mf.model)
+			v := hub.OfflineVariable(os.Getenv)
+			return nil, fmt.Errorf("%w: %s (%s) is not in the Hugging Face cache at %s, and %s is set so it "+
+				"cannot be downloaded: run `blipcuda pull %s` with network access (or unset %s), "+
+				"or pass a checkpoint directory with --model", blipcuda.ErrNotCached, mf.model, repo, c.CacheDir(), v, mf.model, v)
 		}
 		a.log.Info("downloading the model on first use", "model", mf.model, "repo", repo, "cache", c.CacheDir())
 	}
@@ -130,6 +145,7 @@ func (a *app) loadModel(ctx context.Context, mf *modelFlags) (*blipcuda.Model, e
 	if mf.noGraphs {
 		opts = append(opts, blipcuda.WithoutGraphs())
 	}
+	opts = append(opts, extra...)
 	m, err := blipcuda.Load(ctx, mf.model, opts...)
 	if err != nil {
 		if errors.Is(err, hub.ErrRepoNotFound) && !strings.HasPrefix(mf.model, "Salesforce/") {
@@ -138,9 +154,14 @@ func (a *app) loadModel(ctx context.Context, mf *modelFlags) (*blipcuda.Model, e
 		return nil, err
 	}
 	info := m.Info()
+	if info.StoredPrecision != "" && info.StoredPrecision != info.Precision {
+		a.log.Info(fmt.Sprintf("the checkpoint stores %s weights; running in %s (--precision)", info.StoredPrecision, info.Precision))
+	}
 	if mf.device == "auto" && info.Device != "cuda" {
-		// Say once why the GPU is not used (no driver, no device, ...).
-		a.log.Info("running on the CPU", "why", info.DeviceNote)
+		// Say once, briefly, that the GPU is not used; why (no driver, no
+		// device, ...) under --verbose.
+		a.log.Info("running on the CPU (no usable CUDA GPU; --verbose says why)")
+		a.log.Debug("why not CUDA", "note", info.DeviceNote)
 	}
 	a.log.Debug("model loaded", "model", mf.model, "dir", info.Dir, "weights", info.Weights,
 		"device", info.Device, "precision", info.Precision, "protocol", string(info.Protocol),

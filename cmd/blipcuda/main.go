@@ -11,6 +11,9 @@ import (
 	"os/signal"
 	"strings"
 	"syscall"
+	"time"
+
+	"github.com/blipcuda/blipcuda/internal/outfile"
 )
 
 // command is one subcommand.
@@ -58,16 +61,35 @@ type app struct {
 // errHelp reports that --help was answered; the command exits 0.
 var errHelp = errors.New("help shown")
 
+// shutdownGrace is how long the command waits, after the first SIGINT or
+// SIGTERM, for the work in progress to stop before it exits anyway: a
+// worker blocked in a system call (a FIFO without a writer, a hung network
+// mount) never sees the cancellation, and timeout(1), systemd and
+// Kubernetes must be able to stop the command gently.
+const shutdownGrace = 3 * time.Second
+
 func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
+	ctx, cancel := context.WithCancel(context.Background())
 	go func() {
-		// After the first signal, a second one kills the process at once.
-		<-ctx.Done()
-		stop()
+		<-sigs
+		cancel()
+		// A second signal ends the process at once; so does the first one
+		// when the work in progress has not stopped within shutdownGrace.
+		// Either way the temporary file of an output being written is
+		// removed.
+		select {
+		case <-sigs:
+		case <-time.After(shutdownGrace):
+			fmt.Fprintf(os.Stderr, "blipcuda: interrupted (the work in progress did not stop within %v)\n", shutdownGrace)
+		}
+		outfile.RemoveTemps()
+		os.Exit(exitInterrupted)
 	}()
 	a := &app{stdin: os.Stdin, stdout: os.Stdout, stderr: os.Stderr, stdoutFile: os.Stdout, stderrFile: os.Stderr}
 	code := a.main(ctx, os.Args[1:])
-	stop()
+	cancel()
 	os.Exit(code)
 }
 

@@ -151,6 +151,13 @@ func binCmd(t *testing.T, o runOpts, args ...string) (*exec.Cmd, *bytes.Buffer, 
 func run(t *testing.T, o runOpts, args ...string) result {
 	t.Helper()
 	cmd, stdout, stderr := binCmd(t, o, args...)
+	return runCmd(t, cmd, stdout, stderr)
+}
+
+// runCmd runs a command made by binCmd and returns its output and exit
+// status.
+func runCmd(t *testing.T, cmd *exec.Cmd, stdout, stderr *bytes.Buffer) result {
+	t.Helper()
 	err := cmd.Run()
 	r := result{stdout: stdout.String(), stderr: stderr.String()}
 	var ee *exec.ExitError
@@ -159,7 +166,7 @@ func run(t *testing.T, o runOpts, args ...string) result {
 	case errors.As(err, &ee):
 		r.code = ee.ExitCode()
 	default:
-		t.Fatalf("running blipcuda %v: %v", args, err)
+		t.Fatalf("running %v: %v", cmd.Args, err)
 	}
 	return r
 }

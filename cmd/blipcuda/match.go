@@ -1,9 +1,11 @@
 package main
 
 import (
+	"bufio"
 	"context"
 	"encoding/csv"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"image"
 	"image/png"
@@ -17,6 +19,7 @@ import (
 
 	"github.com/blipcuda/blipcuda"
 	"github.com/blipcuda/blipcuda/heatmap"
+	"github.com/blipcuda/blipcuda/internal/outfile"
 )
 
 var matchCommand = &command{
@@ -36,7 +39,7 @@ draws the matrix as a PNG heat map with thumbnails of the images.
 
 The model is downloaded into the Hugging Face cache on first use, unless
 HF_HUB_OFFLINE is set.`,
-	env: append(append([]string{}, hubEnv...), "BLIPCUDA_MODEL", "NO_COLOR"),
+	env: append(append([]string{}, hubEnv...), "BLIPCUDA_MODEL", "NO_COLOR", "BLIPCUDA_FONTS"),
 	run: runMatch,
 }
 
@@ -71,11 +74,11 @@ func runMatch(ctx context.Context, a *app, args []string) error {
 	mf.register(fs)
 	fs.str(&score, "score", "s", "both", "itm|itc|both",
 		"which scores: itm (P(match) and logits), itc (cosine only; faster, no multimodal encoder) or both")
-	fs.str(&format, "format", "f", "table", "table|json|csv", "output format")
+	fs.str(&format, "format", "f", "", "table|json|csv", "output format (default: from the --output name, .json or .csv, else table)")
 	fs.str(&output, "output", "o", "", "FILE", "write the results to FILE (atomically) instead of stdout")
 	fs.str(&plot, "plot", "", "", "FILE.png",
 		"also draw the images × texts scores as a heat map: P(match) on a fixed 0..1 scale, or the ITC cosine with --score itc")
-	fs.integer(&top, "top", "", 0, "N", "table and csv: only the N best texts per image (default: all)")
+	fs.integer(&top, "top", "", 0, "N", "table and csv: only the N best texts per image (default, or 0: all)")
 	fs.boolean(&recursive, "recursive", "r", "look for images in subdirectories of directories too")
 	fs.boolean(&skipBad, "skip-bad", "", "skip images that cannot be read or decoded, with a warning, instead of failing")
 	pos, err := a.parse(fs, args)
@@ -87,15 +90,16 @@ func runMatch(ctx context.Context, a *app, args []string) error {
 	default:
 		return usagef("--score %q: want itm, itc or both", score)
 	}
-	switch format {
-	case "table", "json", "csv":
-	default:
-		return usagef("--format %q: want table, json or csv", format)
+	if format, err = matchFormat(format, output); err != nil {
+		return err
 	}
 	if top < 0 {
-		return usagef("--top %d: want a positive number", top)
+		return usagef("--top %d: want a number of texts ≥ 1, or 0 for all", top)
 	}
-	if plot != "" && !strings.EqualFold(filepath.Ext(plot), ".png") {
+	if top > 0 && format == "json" {
+		a.log.Warn("--top applies to the table and csv formats; the JSON holds every score")
+	}
+	if plot != "" && !strings.EqualFold(filepath.Ext(plot), ".png") && !writtenDirectly(plot) {
 		return usagef("--plot %s: the plot is a PNG file; name it FILE.png", plot)
 	}
 	if err := mf.validate(); err != nil {
@@ -111,13 +115,9 @@ func runMatch(ctx context.Context, a *app, args []string) error {
 	if err != nil {
 		return err
 	}
-	paths, err := collectImages(pos, recursive)
+	paths, err := collectImages(pos, recursive, func(note string) { a.log.Warn(note) })
 	if err != nil {
 		return err
-	}
-	if plot != "" && (len(paths) > heatmap.MaxImages || len(texts) > heatmap.MaxTexts) {
-		return usagef("--plot draws at most %d images and %d texts; %d images and %d texts were given",
-			heatmap.MaxImages, heatmap.MaxTexts, len(paths), len(texts))
 	}
 	if err := checkOutputPath("--output", output); err != nil {
 		return err
@@ -125,8 +125,23 @@ func runMatch(ctx context.Context, a *app, args []string) error {
 	if err := checkOutputPath("--plot", plot); err != nil {
 		return err
 	}
+	if err := checkClash([]outfile.Use{{Role: "--plot", Path: plot}, {Role: "--output", Path: output}},
+		inputUses(paths, tf.files, mf.model)); err != nil {
+		return err
+	}
+	paths, sizes, err := a.checkImages(paths, skipBad)
+	if err != nil {
+		return err
+	}
+	var plotOpt heatmap.Options
+	if plot != "" {
+		if plotOpt, err = a.fitPlot(plot, score, mf.model, paths, sizes, texts); err != nil {
+			return err
+		}
+	}
 
-	m, err := a.loadModel(ctx, &mf)
+	run := &imageRun{}
+	m, err := a.loadModel(ctx, &mf, run.option())
 	if err != nil {
 		return err
 	}
@@ -134,72 +149,192 @@ func runMatch(ctx context.Context, a *app, args []string) error {
 	info := m.Info()
 	res := &matchResult{Model: mf.model, Repo: info.Repo, Protocol: string(info.Protocol), Device: info.Device,
 		Precision: info.Precision, Score: score, Texts: texts}
-	thumbs, err := a.score(ctx, m, res, paths, plot != "", skipBad)
+
+	w, file, err := a.openOutput(ctx, output)
 	if err != nil {
 		return err
 	}
+	defer file.Abort() // after a commit it does nothing
+	sw := &streamWriter{w: w, format: format, top: top, color: isStdout(output) && useColor(a.stdoutFile)}
+	if isStdout(output) {
+		bw := bufio.NewWriterSize(a.stdout, 1<<16)
+		sw.w, sw.flush = bw, bw.Flush
+	}
+	thumbs, err := a.score(ctx, m, res, paths, plot != "", skipBad, run, sw)
 	for j, tr := range res.Truncated {
 		if tr {
-			a.log.Warn(fmt.Sprintf("text %d was cut to the protocol's length (%s)", j+1, truncationLimit(res.Protocol)),
+			a.log.Warn(fmt.Sprintf("texts[%d] was cut to the protocol's length (%s)", j, m.TruncationLimit()),
 				"text", ellipsis(texts[j], 60))
 		}
 	}
-
-	var plotImg image.Image
+	if err != nil {
+		return a.keepDone(ctx, err, res, sw, file, output)
+	}
+	if err := sw.finish(res); err != nil {
+		return err
+	}
+	var plotFile *outfile.File
 	if plot != "" {
-		metric, matrix, lo, hi := "P(match)", res.ITMProb, 0.0, 1.0
-		if score == "itc" {
-			metric, matrix, lo, hi = "ITC cosine", res.ITC, 0, 0
-		}
-		title := mf.model
-		if _, err := os.Stat(title); err == nil {
-			title = filepath.Base(filepath.Clean(title)) // a checkpoint directory
-		}
-		plotImg, err = heatmap.Render(heatmap.FromFloat32(matrix), thumbs, res.Images, res.Texts, heatmap.Options{
-			Title: "blipcuda match · " + title, Metric: metric, Min: lo, Max: hi, ShowValues: true})
+		img, err := heatmap.Render(heatmap.FromFloat32(plotMatrix(res)), thumbs, res.Images, res.Texts, plotOpt)
 		if err != nil {
 			return fmt.Errorf("--plot %s: %w", plot, err)
 		}
-	}
-	write := func(w io.Writer) error {
-		switch format {
-		case "json":
-			return writeMatchJSON(w, res)
-		case "csv":
-			return writeMatchCSV(w, res, top)
+		if plotFile, err = outfile.Create(ctx, plot); err != nil {
+			return err
 		}
-		return writeMatchTable(w, res, top, output == "" && useColor(a.stdoutFile))
-	}
-	if plot == "" {
-		return a.writeOutput(output, write)
+		defer plotFile.Abort()
+		if err := png.Encode(plotFile, img); err != nil {
+			return err
+		}
 	}
 	// The plot and the results file appear together or not at all.
-	files, err := writeAtomic(nil, plot, func(w io.Writer) error { return png.Encode(w, plotImg) })
+	return a.commitOutputs(plotFile, file)
+}
+
+// matchFormat is the output format: --format, else the --output name's
+// extension (.json, .csv), else table. A --format that contradicts the
+// name is a usage error.
+func matchFormat(format, output string) (string, error) {
+	switch format {
+	case "", "table", "json", "csv":
+	default:
+		return "", usagef("--format %q: want table, json or csv", format)
+	}
+	byName := ""
+	if !isStdout(output) {
+		switch strings.ToLower(filepath.Ext(output)) {
+		case ".json":
+			byName = "json"
+		case ".csv":
+			byName = "csv"
+		}
+	}
+	switch {
+	case format == "" && byName == "":
+		return "table", nil
+	case format == "":
+		return byName, nil
+	case byName != "" && byName != format:
+		return "", usagef("--format %s does not match --output %s: leave --format out to write %s, or name the file for its format",
+			format, output, byName)
+	}
+	return format, nil
+}
+
+// plotMatrix is the matrix --plot draws.
+func plotMatrix(res *matchResult) [][]float32 {
+	if res.Score == "itc" {
+		return res.ITC
+	}
+	return res.ITMProb
+}
+
+// fitPlot lays the --plot heat map out before any work, from the images'
+// sizes and the texts, and refuses one that cannot be drawn legibly.
+func (a *app) fitPlot(plot, score, modelName string, paths []string, sizes []image.Point, texts []string) (heatmap.Options, error) {
+	if miss := heatmap.MissingGlyphs(append(append([]string{}, texts...), paths...)...); len(miss) > 0 {
+		a.log.Warn(fmt.Sprintf("--plot %s: no font found has %d of the characters of the texts or image names (%s); "+
+			"they will be drawn as boxes. Install a font that has them (Debian: fonts-noto-cjk for Chinese, Japanese "+
+			"and Korean), or name one in %s", plot, len(miss), ellipsis(string(miss), 12), heatmap.FontEnv))
+	}
+	metric, lo, hi := "P(match)", 0.0, 1.0
+	if score == "itc" {
+		metric, lo, hi = "ITC cosine", 0, 0
+	}
+	title := modelName
+	if _, err := os.Stat(title); err == nil {
+		title = filepath.Base(filepath.Clean(title)) // a checkpoint directory
+	}
+	opt, err := heatmap.Fit(len(paths), sizes, paths, texts, heatmap.Options{
+		Title: "blipcuda match · " + title, Metric: metric, Min: lo, Max: hi, ShowValues: true})
+	if errors.Is(err, heatmap.ErrTooLarge) {
+		return opt, usagef("--plot %s cannot be drawn legibly: %s. Plot fewer images or texts (at most %d images, "+
+			"%d texts, and fewer of both together: 100 × 500 or 200 × 250 fit), or leave --plot out",
+			plot, strings.TrimPrefix(err.Error(), heatmap.ErrTooLarge.Error()+": "), heatmap.MaxImages, heatmap.MaxTexts)
+	}
 	if err != nil {
+		return opt, fmt.Errorf("--plot %s: %w", plot, err)
+	}
+	return opt, nil
+}
+
+// keepDone ends a run that failed part way: what is done is written where
+// the output can hold it (the table and csv were streamed already; the
+// JSON is written with the images done), and the error says which image
+// failed and how to go on.
+func (a *app) keepDone(ctx context.Context, err error, res *matchResult, sw *streamWriter, file *outfile.File, output string) error {
+	if ctx.Err() != nil || len(res.Images) == 0 {
 		return err
 	}
-	if output == "" || output == "-" {
-		err = a.writeOutput(output, write)
-	} else {
-		files, err = writeAtomic(files, output, write)
-	}
-	if err != nil {
-		abortAll(files)
+	if werr := sw.finish(res); werr != nil {
 		return err
 	}
-	if err := commitAll(files); err != nil {
-		return err
+	if file != nil {
+		if werr := a.commitOutputs(file); werr != nil {
+			return err
+		}
 	}
-	for _, f := range files {
-		a.log.Info("wrote " + f.path)
+	where := "stdout"
+	if !isStdout(output) {
+		where = output
 	}
-	return nil
+	return fmt.Errorf("%w; the results of the %d images before it are in %s", err, len(res.Images), where)
+}
+
+// streamWriter writes match's results as they come: the table and csv
+// image by image, the JSON at the end.
+type streamWriter struct {
+	w      io.Writer
+	flush  func() error // stdout's buffer, flushed after each chunk
+	format string
+	top    int
+	color  bool
+	done   int // images written
+	err    error
+}
+
+// images writes the images of res not yet written (table, csv).
+func (sw *streamWriter) images(res *matchResult) error {
+	if sw.err != nil || sw.format == "json" {
+		return sw.err
+	}
+	for ; sw.done < len(res.Images) && sw.err == nil; sw.done++ {
+		if sw.format == "csv" {
+			if sw.done == 0 {
+				sw.err = writeMatchCSVHeader(sw.w)
+			}
+			if sw.err == nil {
+				sw.err = writeMatchCSVImage(sw.w, res, sw.done, sw.top)
+			}
+			continue
+		}
+		sw.err = writeMatchTableImage(sw.w, res, sw.done, sw.top, sw.color)
+	}
+	if sw.err == nil && sw.flush != nil {
+		sw.err = sw.flush()
+	}
+	return sw.err
+}
+
+// finish writes what is left: the JSON document, or the table's rest.
+func (sw *streamWriter) finish(res *matchResult) error {
+	if sw.format != "json" {
+		return sw.images(res)
+	}
+	if sw.err == nil {
+		sw.err = writeMatchJSON(sw.w, res)
+	}
+	if sw.err == nil && sw.flush != nil {
+		sw.err = sw.flush()
+	}
+	return sw.err
 }
 
 // score fills res with the scores of every image in paths against
-// res.Texts, imageChunk images at a time, and returns the images'
-// thumbnails when asked for them (for --plot).
-func (a *app) score(ctx context.Context, m *blipcuda.Model, res *matchResult, paths []string, thumbs, skipBad bool) ([]image.Image, error) {
+// res.Texts, imageChunk images at a time, streams each chunk's results to
+// sw, and returns the images' thumbnails when asked for them (for --plot).
+func (a *app) score(ctx context.Context, m *blipcuda.Model, res *matchResult, paths []string, thumbs, skipBad bool,
+	run *imageRun, sw *streamWriter) ([]image.Image, error) {
 	var out []image.Image
 	var textEnc []blipcuda.TextEncoding
 	if res.Score == "itc" {
@@ -212,12 +347,10 @@ func (a *app) score(ctx context.Context, m *blipcuda.Model, res *matchResult, pa
 			res.Truncated[j] = t.Truncated
 		}
 	}
-	err := a.forImages(ctx, m, paths, thumbs, skipBad, func(ds []decoded) error {
+	err := a.forImages(ctx, m, paths, thumbs, skipBad, run, func(ds []decoded) error {
 		ims := make([]*blipcuda.Image, len(ds))
 		for i, d := range ds {
 			ims[i] = d.img
-			res.Images = append(res.Images, d.name)
-			out = append(out, d.thumb)
 		}
 		if res.Score == "itc" {
 			enc, err := m.EncodeImages(ctx, ims, false)
@@ -227,32 +360,28 @@ func (a *app) score(ctx context.Context, m *blipcuda.Model, res *matchResult, pa
 			for _, e := range enc {
 				res.ITC = append(res.ITC, blipcuda.ITCRow(e.Embedding, textEnc))
 			}
-			return nil
+		} else {
+			s, err := m.Match(ctx, ims, res.Texts)
+			if err != nil {
+				return err
+			}
+			res.ITMProb = append(res.ITMProb, s.ITMProb...)
+			res.ITMLogits = append(res.ITMLogits, s.ITMLogits...)
+			if res.Score == "both" {
+				res.ITC = append(res.ITC, s.ITC...)
+			}
+			res.Truncated = s.Truncated
 		}
-		s, err := m.Match(ctx, ims, res.Texts)
-		if err != nil {
-			return err
+		for _, d := range ds {
+			res.Images = append(res.Images, d.name)
+			out = append(out, d.thumb)
 		}
-		res.ITMProb = append(res.ITMProb, s.ITMProb...)
-		res.ITMLogits = append(res.ITMLogits, s.ITMLogits...)
-		res.ITC = append(res.ITC, s.ITC...)
-		res.Truncated = s.Truncated
-		return nil
+		return sw.images(res)
 	})
 	if err != nil {
 		return nil, err
 	}
-	if res.Score == "itm" {
-		res.ITC = nil
-	}
 	return out, nil
-}
-
-func truncationLimit(protocol string) string {
-	if protocol == "blip" {
-		return "30 words, 35 tokens"
-	}
-	return "512 tokens"
 }
 
 // ranking orders the texts for image i: by ITM margin (logit[1] −
@@ -298,41 +427,41 @@ func ellipsis(s string, n int) string {
 	return string(r[:n-1]) + "…"
 }
 
-func writeMatchTable(w io.Writer, r *matchResult, top int, color bool) error {
+// writeMatchTableImage writes image i's block of the table.
+func writeMatchTableImage(w io.Writer, r *matchResult, i, top int, color bool) error {
 	bw := &errWriter{w: w}
-	for i, name := range r.Images {
-		if i > 0 {
-			bw.printf("\n")
+	name := r.Images[i]
+	if i > 0 {
+		bw.printf("\n")
+	}
+	if color {
+		bw.printf("\x1b[1m%s\x1b[0m\n", display(name))
+	} else {
+		bw.printf("%s\n", display(name))
+	}
+	switch {
+	case r.ITMProb != nil && r.ITC != nil:
+		bw.printf("  %4s  %8s  %7s  %s\n", "rank", "P(match)", "ITC", "text")
+	case r.ITMProb != nil:
+		bw.printf("  %4s  %8s  %s\n", "rank", "P(match)", "text")
+	default:
+		bw.printf("  %4s  %7s  %s\n", "rank", "ITC", "text")
+	}
+	for k, j := range ranking(r, i) {
+		if top > 0 && k >= top {
+			break
 		}
-		if color {
-			bw.printf("\x1b[1m%s\x1b[0m\n", display(name))
-		} else {
-			bw.printf("%s\n", display(name))
+		text := display(r.Texts[j])
+		if r.Truncated[j] {
+			text += " [truncated]"
 		}
 		switch {
 		case r.ITMProb != nil && r.ITC != nil:
-			bw.printf("  %4s  %8s  %7s  %s\n", "rank", "P(match)", "ITC", "text")
+			bw.printf("  %4d  %8.4f  %7.4f  %s\n", k+1, r.ITMProb[i][j], r.ITC[i][j], text)
 		case r.ITMProb != nil:
-			bw.printf("  %4s  %8s  %s\n", "rank", "P(match)", "text")
+			bw.printf("  %4d  %8.4f  %s\n", k+1, r.ITMProb[i][j], text)
 		default:
-			bw.printf("  %4s  %7s  %s\n", "rank", "ITC", "text")
-		}
-		for k, j := range ranking(r, i) {
-			if top > 0 && k >= top {
-				break
-			}
-			text := display(r.Texts[j])
-			if r.Truncated[j] {
-				text += " [truncated]"
-			}
-			switch {
-			case r.ITMProb != nil && r.ITC != nil:
-				bw.printf("  %4d  %8.4f  %7.4f  %s\n", k+1, r.ITMProb[i][j], r.ITC[i][j], text)
-			case r.ITMProb != nil:
-				bw.printf("  %4d  %8.4f  %s\n", k+1, r.ITMProb[i][j], text)
-			default:
-				bw.printf("  %4d  %7.4f  %s\n", k+1, r.ITC[i][j], text)
-			}
+			bw.printf("  %4d  %7.4f  %s\n", k+1, r.ITC[i][j], text)
 		}
 	}
 	return bw.err
@@ -352,28 +481,33 @@ func (e *errWriter) printf(format string, args ...any) {
 
 func formatFloat(v float32) string { return strconv.FormatFloat(float64(v), 'g', -1, 32) }
 
-func writeMatchCSV(w io.Writer, r *matchResult, top int) error {
+func writeMatchCSVHeader(w io.Writer) error {
 	cw := csv.NewWriter(w)
 	_ = cw.Write([]string{"image_index", "image", "text_index", "text", "rank",
 		"itm_prob", "itm_logit_no_match", "itm_logit_match", "itc", "truncated"})
-	for i, name := range r.Images {
-		for k, j := range ranking(r, i) {
-			if top > 0 && k >= top {
-				break
-			}
-			row := []string{strconv.Itoa(i), name, strconv.Itoa(j), r.Texts[j], strconv.Itoa(k + 1), "", "", "", "",
-				strconv.FormatBool(r.Truncated[j])}
-			if r.ITMProb != nil {
-				row[5] = formatFloat(r.ITMProb[i][j])
-				row[6] = formatFloat(r.ITMLogits[i][j][0])
-				row[7] = formatFloat(r.ITMLogits[i][j][1])
-			}
-			if r.ITC != nil {
-				row[8] = formatFloat(r.ITC[i][j])
-			}
-			if err := cw.Write(row); err != nil {
-				return err
-			}
+	cw.Flush()
+	return cw.Error()
+}
+
+// writeMatchCSVImage writes image i's rows, in rank order.
+func writeMatchCSVImage(w io.Writer, r *matchResult, i, top int) error {
+	cw := csv.NewWriter(w)
+	for k, j := range ranking(r, i) {
+		if top > 0 && k >= top {
+			break
+		}
+		row := []string{strconv.Itoa(i), r.Images[i], strconv.Itoa(j), r.Texts[j], strconv.Itoa(k + 1), "", "", "", "",
+			strconv.FormatBool(r.Truncated[j])}
+		if r.ITMProb != nil {
+			row[5] = formatFloat(r.ITMProb[i][j])
+			row[6] = formatFloat(r.ITMLogits[i][j][0])
+			row[7] = formatFloat(r.ITMLogits[i][j][1])
+		}
+		if r.ITC != nil {
+			row[8] = formatFloat(r.ITC[i][j])
+		}
+		if err := cw.Write(row); err != nil {
+			return err
 		}
 	}
 	cw.Flush()

@@ -78,7 +78,7 @@ func TestMatchJSONIsTheLibrarysScores(t *testing.T) {
 				if protocol == "blip" && !got.Truncated[1] {
 					t.Error("a 43-word text is not reported truncated under the blip protocol")
 				}
-				if protocol == "blip" && !strings.Contains(r.stderr, "text 2 was cut") {
+				if protocol == "blip" && !strings.Contains(r.stderr, "texts[1] was cut") {
 					t.Errorf("no warning about the truncated text:\n%s", r.stderr)
 				}
 				for i := range images {

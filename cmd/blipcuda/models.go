@@ -19,7 +19,8 @@ var modelsCommand = &command{
 the retrieval model was fine-tuned on, Hub id, parameters, download size, and
 whether it is in the local Hugging Face cache (HF_HUB_CACHE): "yes" when a
 complete checkpoint is there (config, vocabulary, weights), "partial" when
-only some files are. Nothing is downloaded.`,
+only some files are or a download was interrupted (its bytes are counted).
+Nothing is downloaded.`,
 	env: []string{"HF_HOME", "HF_HUB_CACHE"},
 	run: runModels,
 }
@@ -58,6 +59,10 @@ func runModels(ctx context.Context, a *app, args []string) error {
 	if err != nil {
 		return err
 	}
+	scanned, err := c.Scan(ctx)
+	if err != nil {
+		return err
+	}
 	var rows []modelRow
 	for _, v := range model.Family() {
 		r := modelRow{Name: v.Name, Architecture: v.Architecture, TrainingSet: v.TrainingSet, HubID: v.HubID,
@@ -65,15 +70,20 @@ func runModels(ctx context.Context, a *app, args []string) error {
 		if cp, ok := blipcuda.CachedCheckpoint(ctx, c, v.HubID); ok {
 			r.Cached, r.Dir, r.Weights = true, cp.Dir, cp.Weights
 		}
-		some, size := c.IsCached(v.HubID)
-		r.CacheBytes = size
-		r.Partial = some && !r.Cached
+		for _, s := range scanned {
+			if s.Repo == v.HubID {
+				// Partial downloads (*.incomplete blobs) count: they are
+				// on disk, and a pull resumes them.
+				r.CacheBytes = s.Size + s.Incomplete
+				r.Partial = !r.Cached && (s.Complete() || s.Incomplete > 0)
+			}
+		}
 		rows = append(rows, r)
 	}
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	return a.writeOutput("", func(w io.Writer) error {
+	return a.writeOutput(ctx, "", func(w io.Writer) error {
 		if format == "json" {
 			return writeJSONObject(w, []jsonField{
 				{"cache_dir", c.CacheDir()},

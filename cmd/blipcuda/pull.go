@@ -51,7 +51,7 @@ func runPull(ctx context.Context, a *app, args []string) error {
 			return err
 		}
 		a.log.Debug("pulled", "model", name, "repo", cp.Repo, "took", time.Since(start).Round(time.Millisecond))
-		err = a.writeOutput("", func(w io.Writer) error {
+		err = a.writeOutput(ctx, "", func(w io.Writer) error {
 			_, err := fmt.Fprintf(w, "%s\t%s\t%s\n", name, cp.Dir, cp.Weights)
 			return err
 		})

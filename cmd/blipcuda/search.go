@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"context"
 	"encoding/csv"
 	"errors"
@@ -34,9 +35,9 @@ else by encoding the image files again; an image that has vanished since it
 was indexed is skipped with a warning.
 
 Image → texts: with --image, the texts of --text and --texts are the
-collection, ranked for each image. An image that the index holds unchanged
-takes its stored embedding; the image is encoded once and its
-cross-attention keys and values computed once for all k texts.
+collection, ranked for each image. The image is encoded once (an index with
+--features that holds it unchanged gives its stored embedding and features),
+and its cross-attention keys and values are computed once per 64 texts.
 
 Scores (--score): blip (the default) ranks by the ITM match logit plus the
 ITC cosine, the score of BLIP's own retrieval evaluation; itm by P(match);
@@ -106,7 +107,11 @@ func runSearch(ctx context.Context, a *app, args []string) error {
 	flags.str(&output, "output", "o", "", "FILE", "write the results to FILE (atomically) instead of stdout")
 	flags.str(&plot, "plot", "", "", "FILE.png|FILE.html", "also draw a contact sheet of the results")
 	mf.register(flags)
-	flags.DurationVar(&wait, "wait", time.Second, "how long to wait while an index run holds the index")
+	if f := flags.Lookup("model"); f != nil { // an index knows its model
+		f.Usage += "; default: the model recorded in the index, else " + f.DefValue
+		f.DefValue = ""
+	}
+	flags.DurationVar(&wait, "wait", time.Second, "how long to wait for the index's database while an index run commits a batch")
 	flags.add("wait", "", "DURATION")
 	pos, err := a.parse(flags, args)
 	if err != nil {
@@ -232,28 +237,58 @@ func runSearch(ctx context.Context, a *app, args []string) error {
 		}
 		return writeSearchTable(w, res, output == "" && useColor(a.stdoutFile))
 	}
-	if plot == "" {
-		return a.writeOutput(output, write)
+	var plotWrite func(io.Writer) error
+	if plot != "" {
+		plotWrite = func(w io.Writer) error { return writeContactSheet(w, plotKind, res) }
 	}
-	// The plot and the results file appear together or not at all.
-	files, err := writeAtomic(nil, plot, func(w io.Writer) error { return writeContactSheet(w, plotKind, res) })
-	if err != nil {
-		return fmt.Errorf("--plot %s: %w", plot, err)
+	return a.writeSearchOutputs(ctx, output, plot, write, plotWrite)
+}
+
+// writeSearchOutputs writes the results to output (stdout when "" or "-")
+// and, with plotWrite, the contact sheet to plot, through internal/outfile:
+// the files appear together, complete, or not at all.
+func (a *app) writeSearchOutputs(ctx context.Context, output, plot string, write, plotWrite func(io.Writer) error) error {
+	var files []*outfile.File
+	fail := func(err error) error {
+		for _, f := range files {
+			f.Abort()
+		}
+		return err
+	}
+	if plotWrite != nil {
+		f, err := outfile.Create(ctx, plot)
+		if err != nil {
+			return err
+		}
+		files = append(files, f)
+		if err := plotWrite(f); err != nil {
+			return fail(fmt.Errorf("--plot %s: %w", plot, err))
+		}
 	}
 	if output == "" || output == "-" {
-		err = a.writeOutput(output, write)
+		bw := bufio.NewWriterSize(a.stdout, 1<<16)
+		err := write(bw)
+		if err == nil {
+			err = bw.Flush()
+		}
+		if err != nil {
+			return fail(fmt.Errorf("writing the results to stdout: %w", err))
+		}
 	} else {
-		files, err = writeAtomic(files, output, write)
-	}
-	if err != nil {
-		abortAll(files)
-		return err
-	}
-	if err := commitAll(files); err != nil {
-		return err
+		f, err := outfile.Create(ctx, output)
+		if err != nil {
+			return fail(err)
+		}
+		files = append(files, f)
+		if err := write(f); err != nil {
+			return fail(err)
+		}
 	}
 	for _, f := range files {
-		a.log.Info("wrote " + f.path)
+		if err := f.Commit(); err != nil {
+			return fail(err)
+		}
+		a.log.Info("wrote " + f.Path())
 	}
 	return nil
 }
@@ -284,7 +319,7 @@ func (a *app) searchImages(ctx context.Context, m *blipcuda.Model, ix *index.Ind
 	warned := map[string]bool{}
 	for q, text := range queries {
 		if enc[q].Truncated {
-			a.log.Warn(fmt.Sprintf("query %d was cut to the protocol's length (%s)", q+1, truncationLimit(res.Protocol)),
+			a.log.Warn(fmt.Sprintf("query %d was cut to the protocol's length (%s)", q+1, m.TruncationLimit()),
 				"query", ellipsis(text, 60))
 		}
 		sq := searchQuery{Query: text, Truncated: enc[q].Truncated, Candidates: len(hits[q]), Results: []searchHit{}}
@@ -323,6 +358,10 @@ func hitOf(i int, s blipcuda.RerankScore, r blipcuda.Ranking, h searchHit) searc
 	h.Rank, h.Score, h.ITMProb, h.ITMLogits, h.ITC = i+1, s.Score(r), &p, &l, s.ITC
 	return h
 }
+
+// maxCachedImages bounds the decoded images kept for later queries of the
+// same call (1.7 MB each at 384×384: about 450 MB).
+const maxCachedImages = 256
 
 // candidates turns the ITC hits of one query into re-rank candidates:
 // stored features and embeddings, or the image decoded again. Images that
@@ -374,7 +413,7 @@ func (a *app) candidates(ctx context.Context, m *blipcuda.Model, ix *index.Index
 				warned[h.Path] = true
 			}
 			c.Image = d.img
-			if len(cache) < 1024 {
+			if len(cache) < maxCachedImages {
 				cache[h.Path] = d.img
 			}
 		}
@@ -403,7 +442,7 @@ func (a *app) searchTexts(ctx context.Context, m *blipcuda.Model, ix *index.Inde
 	}
 	for j, e := range tenc {
 		if e.Truncated {
-			a.log.Warn(fmt.Sprintf("text %d was cut to the protocol's length (%s)", j+1, truncationLimit(res.Protocol)),
+			a.log.Warn(fmt.Sprintf("texts[%d] was cut to the protocol's length (%s)", j, m.TruncationLimit()),
 				"text", ellipsis(e.Text, 60))
 		}
 	}

@@ -322,6 +322,13 @@ func TestSearchBadInputs(t *testing.T) {
 	wantFail(t, run(t, runOpts{}, "search", "--index", idx, "--score", "cosine", "dog"), 2, "--score")
 	wantFail(t, run(t, runOpts{}, "search", "dog"), 2, "--index")
 	wantFail(t, run(t, runOpts{}, "index", "-o", idx, filepath.Join(tmp, "nothing-here")), 1, "nothing-here")
+	fresh := filepath.Join(tmp, "fresh.blipidx")
+	badModel := filepath.Join(tmp, "badmodel")
+	os.Mkdir(badModel, 0o755) // a directory without config.json: fails after the index is opened
+	wantFail(t, run(t, runOpts{}, "index", dir, "-o", fresh, "--model", badModel), 1, "config.json")
+	if _, err := os.Stat(fresh); !os.IsNotExist(err) {
+		t.Errorf("a failed first run left %s behind (%v)", fresh, err)
+	}
 
 	// k larger than the collection: all of them, and said so.
 	r := mustRun(t, runOpts{}, "search", "--index", idx, "--format", "json", "dog")
@@ -345,13 +352,13 @@ func TestSearchBadInputs(t *testing.T) {
 	}
 	wantFail(t, run(t, runOpts{}, "index", dir, "-o", idx, "--strict"), 1, bad)
 
-	// A second writer waits, then refuses; so does a reader.
+	// A second writer waits, then refuses; a search goes on beside the writer.
 	ix, err := index.Open(ctx, idx, index.Options{Write: true})
 	if err != nil {
 		t.Fatal(err)
 	}
-	wantFail(t, run(t, runOpts{}, "index", dir, "-o", idx, "--wait", "300ms"), 1, "locked", idx)
-	wantFail(t, run(t, runOpts{}, "search", "--index", idx, "--wait", "100ms", "dog"), 1, "locked")
+	wantFail(t, run(t, runOpts{}, "index", dir, "-o", idx, "--wait", "300ms"), 1, "being written by another process", idx)
+	mustRun(t, runOpts{}, "search", "--index", idx, "dog")
 	ix.Close()
 
 	// Truncated vectors, a newer format.
@@ -468,4 +475,49 @@ func must[T any](v T, err error) T {
 		panic(err)
 	}
 	return v
+}
+
+// TestSearchDuringIndex searches an index over and over while an `index`
+// run adds to it in another process: every search succeeds (or finds the
+// index still empty), and sees a growing number of images.
+func TestSearchDuringIndex(t *testing.T) {
+	tmp := t.TempDir()
+	dir := filepath.Join(tmp, "p")
+	genImages(t, dir, 64, 7)
+	idx := filepath.Join(tmp, "x.blipidx")
+	cmd, _, stderr := binCmd(t, runOpts{}, "index", dir, "-o", idx, "--model", tinyBase, "--batch", "4")
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	prev, searches := 0, 0
+	for running := true; running; {
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Fatalf("index: %v\n%s", err, stderr)
+			}
+			running = false
+		default:
+		}
+		r := run(t, runOpts{}, "search", "--index", idx, "--score", "itc", "--top", "100", "--format", "json", "a red square")
+		if r.code != 0 {
+			if strings.Contains(r.stderr, "holds no images yet") || strings.Contains(r.stderr, "no such file") ||
+				strings.Contains(r.stderr, "has no index.db") {
+				continue // before the first commit
+			}
+			t.Fatalf("search during the run: %v", r)
+		}
+		n := len(parseSearch(t, r).Queries[0].Results)
+		if n < prev {
+			t.Fatalf("a search saw %d images after one saw %d", n, prev)
+		}
+		prev = n
+		searches++
+	}
+	if prev != 64 || searches < 2 {
+		t.Errorf("last search saw %d images, %d searches succeeded", prev, searches)
+	}
+	t.Logf("%d searches during and after the run", searches)
 }

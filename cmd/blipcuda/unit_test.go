@@ -5,8 +5,6 @@ import (
 	"errors"
 	"flag"
 	"log/slog"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -102,44 +100,6 @@ func TestLogHandler(t *testing.T) {
 	newLogger(&buf, slog.LevelDebug).Debug("shown")
 	if buf.String() != "blipcuda: debug: shown\n" {
 		t.Errorf("debug: %q", buf.String())
-	}
-}
-
-func TestAtomicFiles(t *testing.T) {
-	dir := t.TempDir()
-	a, err := createAtomic(filepath.Join(dir, "a.npy"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, err := createAtomic(filepath.Join(dir, "b.npy"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	a.Write([]byte("aaa"))
-	b.Write([]byte("bbb"))
-	// b's file is closed under it: finishing it fails, and neither file
-	// may appear.
-	b.f.Close()
-	if err := commitAll([]*atomicFile{a, b}); err == nil {
-		t.Error("commitAll: no error")
-	}
-	if names := listDir(t, dir); len(names) != 0 {
-		t.Errorf("a failed commit left %v", names)
-	}
-	c, _ := createAtomic(filepath.Join(dir, "c.json"))
-	c.Write([]byte("{}"))
-	if err := c.commit(); err != nil {
-		t.Fatal(err)
-	}
-	c.abort() // harmless after commit
-	if got, _ := os.ReadFile(filepath.Join(dir, "c.json")); string(got) != "{}" {
-		t.Errorf("c.json = %q", got)
-	}
-	if _, err := createAtomic(dir); err == nil {
-		t.Error("a directory as output: no error")
-	}
-	if _, err := createAtomic(filepath.Join(dir, "missing", "x")); err == nil {
-		t.Error("a missing directory: no error")
 	}
 }
 

@@ -62,7 +62,7 @@ func runVersion(ctx context.Context, a *app, args []string) error {
 		}
 	}
 	line += fmt.Sprintf(" %s %s/%s", runtime.Version(), runtime.GOOS, runtime.GOARCH)
-	return a.writeOutput("", func(w io.Writer) error {
+	return a.writeOutput(ctx, "", func(w io.Writer) error {
 		_, err := fmt.Fprintln(w, line)
 		return err
 	})

@@ -15,7 +15,7 @@ import (
 	"testing"
 	"time"
 
-	"golang.org/x/sys/unix"
+	"github.com/blipcuda/blipcuda/internal/outfile/outfiletest"
 )
 
 // leftovers lists the temporary files left in dir.
@@ -42,22 +42,13 @@ func write(t *testing.T, path, content string) error {
 	})
 }
 
-func readFile(t *testing.T, path string) string {
-	t.Helper()
-	b, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return string(b)
-}
-
 func TestRegularFileReplacedAtomically(t *testing.T) {
 	dir := t.TempDir()
 	p := filepath.Join(dir, "out.txt")
 	if err := write(t, p, "new file"); err != nil {
 		t.Fatal(err)
 	}
-	if got := readFile(t, p); got != "new file" {
+	if got := outfiletest.Contents(t, p); got != "new file" {
 		t.Fatalf("got %q", got)
 	}
 	st, _ := os.Stat(p)
@@ -76,13 +67,13 @@ func TestRegularFileReplacedAtomically(t *testing.T) {
 		t.Errorf("mode %v, want replace", f.Target().Mode)
 	}
 	io.WriteString(f, strings.Repeat("x", 3<<20)) // past the buffer
-	if got := readFile(t, p); got != "new file" {
+	if got := outfiletest.Contents(t, p); got != "new file" {
 		t.Fatalf("before Commit the path holds %d bytes, want the old contents", len(got))
 	}
 	if err := f.Commit(); err != nil {
 		t.Fatal(err)
 	}
-	if got := readFile(t, p); len(got) != 3<<20 {
+	if got := outfiletest.Contents(t, p); len(got) != 3<<20 {
 		t.Fatalf("after Commit: %d bytes", len(got))
 	}
 	st, _ = os.Stat(p)
@@ -110,7 +101,7 @@ func TestSymlinkWrittenThrough(t *testing.T) {
 	if st, err := os.Lstat(link); err != nil || st.Mode()&fs.ModeSymlink == 0 {
 		t.Fatalf("the symlink was replaced: %v %v", st.Mode(), err)
 	}
-	if got := readFile(t, target); got != "through" {
+	if got := outfiletest.Contents(t, target); got != "through" {
 		t.Errorf("target holds %q", got)
 	}
 	// A dangling link creates its target; a chain of links is followed.
@@ -121,7 +112,7 @@ func TestSymlinkWrittenThrough(t *testing.T) {
 	if err := write(t, chain, "created"); err != nil {
 		t.Fatal(err)
 	}
-	if got := readFile(t, filepath.Join(other, "new.txt")); got != "created" {
+	if got := outfiletest.Contents(t, filepath.Join(other, "new.txt")); got != "created" {
 		t.Errorf("dangling target holds %q", got)
 	}
 	if tmp := append(leftovers(t, dir), leftovers(t, other)...); tmp != nil {
@@ -136,26 +127,8 @@ func TestSymlinkWrittenThrough(t *testing.T) {
 	}
 }
 
-// mknod makes a character device with the numbers of a /dev node (1,3 is
-// /dev/null, 1,7 is /dev/full) in a temporary directory. It needs root (or
-// CAP_MKNOD) and a file system that allows device nodes.
-func mknod(t *testing.T, name string, major, minor uint32) string {
-	t.Helper()
-	p := filepath.Join(t.TempDir(), name)
-	if err := unix.Mknod(p, unix.S_IFCHR|0o666, int(unix.Mkdev(major, minor))); err != nil {
-		t.Skipf("cannot make a device node (needs root/CAP_MKNOD): %v", err)
-	}
-	// A nodev mount refuses to open it.
-	f, err := os.OpenFile(p, os.O_WRONLY, 0)
-	if err != nil {
-		t.Skipf("cannot open a device node here (nodev mount?): %v", err)
-	}
-	f.Close()
-	return p
-}
-
 func TestDeviceWrittenDirectly(t *testing.T) {
-	null := mknod(t, "null", 1, 3)
+	null := outfiletest.DeviceNode(t, "null", outfiletest.Null)
 	if err := write(t, null, strings.Repeat("data", 1<<20)); err != nil {
 		t.Fatalf("writing a null device: %v", err)
 	}
@@ -167,7 +140,7 @@ func TestDeviceWrittenDirectly(t *testing.T) {
 		t.Errorf("temporary files left: %v", tmp)
 	}
 
-	full := mknod(t, "full", 1, 7)
+	full := outfiletest.DeviceNode(t, "full", outfiletest.Full)
 	err = write(t, full, "some results")
 	if !errors.Is(err, syscall.ENOSPC) || !strings.Contains(err.Error(), full) {
 		t.Errorf("writing a full device: %v, want ENOSPC naming %s", err, full)
@@ -178,21 +151,7 @@ func TestDeviceWrittenDirectly(t *testing.T) {
 }
 
 func TestFIFOWrittenDirectly(t *testing.T) {
-	p := filepath.Join(t.TempDir(), "fifo")
-	if err := unix.Mkfifo(p, 0o644); err != nil {
-		t.Skipf("mkfifo: %v", err)
-	}
-	got := make(chan string, 1)
-	go func() {
-		f, err := os.Open(p)
-		if err != nil {
-			got <- err.Error()
-			return
-		}
-		b, _ := io.ReadAll(f)
-		f.Close()
-		got <- string(b)
-	}()
+	p, got := outfiletest.FIFO(t, t.TempDir(), "fifo")
 	if err := write(t, p, "to the reader"); err != nil {
 		t.Fatal(err)
 	}
@@ -291,7 +250,7 @@ func TestCancelledWriteLeavesNothing(t *testing.T) {
 	if err := f.Commit(); !errors.Is(err, context.Canceled) {
 		t.Errorf("Commit after cancel: %v", err)
 	}
-	if got := readFile(t, p); got != "old" {
+	if got := outfiletest.Contents(t, p); got != "old" {
 		t.Errorf("the path holds %d bytes, want the old contents", len(got))
 	}
 	if tmp := leftovers(t, dir); tmp != nil {
@@ -306,13 +265,13 @@ func TestCancelledWriteLeavesNothing(t *testing.T) {
 	if err := f.Commit(); !errors.Is(err, context.Canceled) {
 		t.Errorf("Commit after cancel: %v", err)
 	}
-	if got := readFile(t, p); got != "old" || leftovers(t, dir) != nil {
+	if got := outfiletest.Contents(t, p); got != "old" || leftovers(t, dir) != nil {
 		t.Errorf("after a cancelled Commit: %q, %v", got, leftovers(t, dir))
 	}
 }
 
 func TestCommitAllAllOrNothing(t *testing.T) {
-	full := mknod(t, "full", 1, 7)
+	full := outfiletest.DeviceNode(t, "full", outfiletest.Full)
 	dir := t.TempDir()
 	ctx := context.Background()
 	a, err := Create(ctx, filepath.Join(dir, "a.json"))

@@ -1,6 +1,6 @@
 //go:build darwin || freebsd || netbsd || openbsd || dragonfly
 
-package hub
+package progress
 
 import "golang.org/x/sys/unix"
 

@@ -1,4 +1,4 @@
-package hub
+package progress
 
 import "golang.org/x/sys/unix"
 
