@@ -37,7 +37,8 @@ modification time, then content hash) re-encoded, and the rest left alone;
 images is one transaction: a run killed at any point loses at most the batch
 in flight, and the next run resumes. The model is recorded in the index: an
 existing index is updated with its own model unless --model is given, and
-another model is refused.
+another model is refused. 'blipcuda index merge SHARD... -o NAME.blipidx'
+combines indexes (the shards of a distributed run) into one; see its --help.
 
 Images that cannot be read are reported, counted and skipped; --strict makes
 them fatal. Only one run may write an index at a time: a second waits --wait
@@ -50,6 +51,9 @@ for the lock, then fails. 'blipcuda search' works on the index meanwhile.`,
 const defaultIndex = "blipcuda" + index.Extension
 
 func runIndex(ctx context.Context, a *app, args []string) error {
+	if len(args) > 0 && args[0] == "merge" {
+		return runIndexMerge(ctx, a, args[1:])
+	}
 	var (
 		mf                      modelFlags
 		out                     string
