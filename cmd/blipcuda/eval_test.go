@@ -78,8 +78,12 @@ func TestEvalFixture(t *testing.T) {
 			t.Errorf("%s = %v, want %v", k, got[k], v)
 		}
 	}
+	device := "cpu"
+	if cudaAuto() {
+		device = "cuda"
+	}
 	for k, v := range map[string]any{"images": 36.0, "texts": float64(len(want.Texts)), "k": 16.0, "model": tinyBase,
-		"protocol": "blip", "device": "cpu", "precision": "float32", "split": nil, "published": nil} {
+		"protocol": "blip", "device": device, "precision": "float32", "split": nil, "published": nil} {
 		if got[k] != v {
 			t.Errorf("%s = %v, want %v", k, got[k], v)
 		}

@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"hash/crc32"
 	"io"
 	"math"
@@ -35,21 +36,74 @@ const (
 
 // runLimited runs the binary under `ulimit -v` and returns its result and
 // peak resident size in MiB.
+//
+// The peak is measured by a probe (this test binary, started afresh with
+// rssProbeEnv set) that runs the command and reports its child's peak. On
+// Linux a process started straight from this one would not do: it is made
+// with vfork semantics, sharing this process's memory until it execs, and
+// exec records the peak of the memory it leaves, so the command's reported
+// peak could be no less than this test process's own (hundreds of MiB once
+// other tests have opened a CUDA device in it). The probe's own memory is
+// small when it starts its child.
 func runLimited(t *testing.T, o runOpts, args ...string) (result, int64) {
 	t.Helper()
 	sh, err := exec.LookPath("sh")
 	if err != nil {
 		t.Skip("no sh to set a memory limit with")
 	}
-	cmd, stdout, stderr := binCmd(t, o, args...)
-	cmd.Path = sh
-	cmd.Args = append([]string{"sh", "-c", `ulimit -v ` + strconv.Itoa(memLimitMiB<<10) + ` && exec "$0" "$@"`, binPath}, args...)
-	r := runCmd(t, cmd, stdout, stderr)
-	var rss int64
-	if ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
-		rss = ru.Maxrss >> 10 // KiB on Linux
+	self, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
 	}
-	return r, rss
+	peakFile := filepath.Join(t.TempDir(), "peak")
+	cmd, stdout, stderr := binCmd(t, o, args...)
+	cmd.Path = self
+	cmd.Args = append([]string{self, sh, "-c", `ulimit -v ` + strconv.Itoa(memLimitMiB<<10) + ` && exec "$0" "$@"`, binPath}, args...)
+	cmd.Env = append(cmd.Env, rssProbeEnv+"="+peakFile)
+	r := runCmd(t, cmd, stdout, stderr)
+	b, err := os.ReadFile(peakFile)
+	if err != nil {
+		t.Fatalf("the probe reported no peak: %v\n%v", err, r)
+	}
+	kib, err := strconv.ParseInt(strings.TrimSpace(string(b)), 10, 64)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r, kib >> 10
+}
+
+// rssProbeEnv names the file where rssProbe writes its child's peak
+// resident size (KiB); set, it makes this test binary the probe.
+const rssProbeEnv = "BLIPCUDA_TEST_RSS_PROBE"
+
+// rssProbe runs os.Args[1:] with this process's standard streams, writes
+// its peak resident size in KiB to the file named by rssProbeEnv, and
+// returns its exit status.
+func rssProbe() int {
+	peakFile := os.Getenv(rssProbeEnv)
+	os.Unsetenv(rssProbeEnv)
+	cmd := exec.Command(os.Args[1], os.Args[2:]...)
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, os.Stdout, os.Stderr
+	err := cmd.Run()
+	code := 0
+	var ee *exec.ExitError
+	switch {
+	case err == nil:
+	case errors.As(err, &ee):
+		code = ee.ExitCode()
+	default:
+		fmt.Fprintln(os.Stderr, "rss probe:", err)
+		return 125
+	}
+	var kib int64
+	if ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
+		kib = ru.Maxrss // KiB on Linux
+	}
+	if err := os.WriteFile(peakFile, []byte(strconv.FormatInt(kib, 10)), 0o644); err != nil {
+		fmt.Fprintln(os.Stderr, "rss probe:", err)
+		return 125
+	}
+	return code
 }
 
 // modelCopy copies tiny-base to a temporary directory, without the files

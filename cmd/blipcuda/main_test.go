@@ -33,6 +33,9 @@ const (
 var binPath string
 
 func TestMain(m *testing.M) {
+	if os.Getenv(rssProbeEnv) != "" {
+		os.Exit(rssProbe())
+	}
 	os.Exit(testMain(m))
 }
 
@@ -70,6 +73,11 @@ func testMain(m *testing.M) int {
 	}
 	return m.Run()
 }
+
+// cudaAuto reports whether the binary's --device auto finds a CUDA device
+// in this test run: the emulated one (-tags cudaemu) or CI's stand-in CUDA
+// libraries (BLIPCUDA_CUDA_LIBS, kept in the binary's environment).
+func cudaAuto() bool { return buildTags != "" || os.Getenv("BLIPCUDA_CUDA_LIBS") != "" }
 
 // result is what a run of the binary produced.
 type result struct {
