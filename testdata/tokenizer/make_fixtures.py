@@ -18,7 +18,7 @@ deterministic and rewrites the files below.  With --stress OUT.json it
 instead writes random differential test cases (not committed; several MB)
 for the Go test TestStress:
 
-    /work/pyenv/bin/python testdata/tokenizer/make_fixtures.py --stress /tmp/stress.json
+    "$VENV/bin/python" testdata/tokenizer/make_fixtures.py --stress /tmp/stress.json
     TOKENIZER_STRESS=/tmp/stress.json go test -run TestStress ./tokenizer/
 
 It rewrites:
