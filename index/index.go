@@ -32,6 +32,7 @@ const Extension = ".blipidx"
 // Files of an index directory.
 const (
 	dbName    = "index.db"
+	newDBName = "index.db.new" // a new index's database until it is complete
 	quantName = "embeddings.i8"
 	boundName = "embeddings.i8b"
 	fullName  = "embeddings.f32"
@@ -210,8 +211,18 @@ func Open(ctx context.Context, dir string, opts Options) (_ *Index, err error) {
 		return nil, fmt.Errorf("%w: %s is a file (an index is a directory holding %s)", ErrNotIndex, dir, dbName)
 	default:
 		if _, err := os.Stat(dbPath); err != nil {
-			if errors.Is(err, fs.ErrNotExist) && opts.Write && opts.Create && dirEmpty(dir) {
-				break
+			if errors.Is(err, fs.ErrNotExist) && dirEmpty(dir) {
+				if opts.Write && opts.Create {
+					break
+				}
+				if _, lerr := os.Stat(filepath.Join(dir, lockName)); lerr != nil {
+					return nil, fmt.Errorf("%w: %s is an empty directory", ErrNotIndex, dir)
+				}
+				// A run that made the directory (and its lock file) is
+				// making its database, or was stopped before it was in
+				// place: nothing has been stored.
+				return nil, fmt.Errorf("index %s has no %s yet (a run creating it is in progress, or was stopped before it stored anything): %w",
+					dir, dbName, fs.ErrNotExist)
 			}
 			return nil, fmt.Errorf("%w: %s has no %s", ErrNotIndex, dir, dbName)
 		}
@@ -232,7 +243,12 @@ func Open(ctx context.Context, dir string, opts Options) (_ *Index, err error) {
 			}
 			return nil, fmt.Errorf("index %s: %w", dir, err)
 		}
-		err = ix.update(func(tx *bolt.Tx) error { return ix.initTx(tx, opts.Features) })
+		if _, serr := os.Stat(dbPath); errors.Is(serr, fs.ErrNotExist) {
+			err = createDB(dir, opts.Features, max(opts.Wait, writeWait))
+		}
+		if err == nil {
+			err = ix.update(func(tx *bolt.Tx) error { return ix.initTx(tx, opts.Features) })
+		}
 	} else {
 		err = ix.refresh()
 	}
@@ -408,11 +424,50 @@ func openBolt(path string, opts *bolt.Options) (db *bolt.DB, err error) {
 	return bolt.Open(path, 0o666, opts)
 }
 
-// dirEmpty reports whether dir holds nothing (but perhaps the lock file of
-// a run that died before it made the database).
+// dirEmpty reports whether dir holds nothing but what a run that died
+// before its database was in place leaves: the lock file and the database
+// being made (newDBName).
 func dirEmpty(dir string) bool {
 	ents, err := os.ReadDir(dir)
-	return err == nil && (len(ents) == 0 || len(ents) == 1 && ents[0].Name() == lockName)
+	if err != nil {
+		return false
+	}
+	for _, e := range ents {
+		if e.Name() != lockName && e.Name() != newDBName {
+			return false
+		}
+	}
+	return true
+}
+
+// createDB makes the database of a new index atomically: its buckets and
+// metadata are committed in newDBName, which is then renamed to dbName, so
+// a run killed at any moment leaves either no database or a complete one.
+// The caller holds the writer's lock.
+func createDB(dir string, features bool, wait time.Duration) error {
+	tmp := filepath.Join(dir, newDBName)
+	if err := os.Remove(tmp); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("index %s: %w", dir, err)
+	}
+	db, err := openBolt(tmp, &bolt.Options{Timeout: wait})
+	if err != nil {
+		return fmt.Errorf("index %s: creating %s: %w", dir, dbName, err)
+	}
+	err = db.Update(func(tx *bolt.Tx) error { return createBuckets(tx, features) })
+	if cerr := db.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp, filepath.Join(dir, dbName))
+	}
+	if err == nil {
+		err = syncDir(dir)
+	}
+	if err != nil {
+		os.Remove(tmp)
+		return fmt.Errorf("index %s: creating %s: %w", dir, dbName, err)
+	}
+	return nil
 }
 
 func unwrapPath(err error) error {
@@ -426,25 +481,33 @@ func unwrapPath(err error) error {
 // initTx makes the buckets of a new index, or loads an existing one.
 func (ix *Index) initTx(tx *bolt.Tx, features bool) error {
 	if tx.Bucket(bMeta) == nil {
-		meta, err := tx.CreateBucket(bMeta)
-		if err != nil {
+		if err := createBuckets(tx, features); err != nil {
 			return err
-		}
-		for _, b := range [][]byte{bFiles, bSlots, bFree} {
-			if _, err := tx.CreateBucket(b); err != nil {
-				return err
-			}
-		}
-		for k, v := range map[string]string{
-			string(kFormat): strconv.Itoa(FormatVersion), string(kFeatures): strconv.FormatBool(features),
-			string(kSlots): "0", string(kCount): "0", string(kCreated): time.Now().UTC().Format(time.RFC3339),
-		} {
-			if err := meta.Put([]byte(k), []byte(v)); err != nil {
-				return err
-			}
 		}
 	}
 	return ix.load(tx)
+}
+
+// createBuckets writes an empty index's buckets and metadata.
+func createBuckets(tx *bolt.Tx, features bool) error {
+	meta, err := tx.CreateBucket(bMeta)
+	if err != nil {
+		return err
+	}
+	for _, b := range [][]byte{bFiles, bSlots, bFree} {
+		if _, err := tx.CreateBucket(b); err != nil {
+			return err
+		}
+	}
+	for k, v := range map[string]string{
+		string(kFormat): strconv.Itoa(FormatVersion), string(kFeatures): strconv.FormatBool(features),
+		string(kSlots): "0", string(kCount): "0", string(kCreated): time.Now().UTC().Format(time.RFC3339),
+	} {
+		if err := meta.Put([]byte(k), []byte(v)); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // load reads the metadata and the free list.
@@ -1087,4 +1150,17 @@ func sortedSlots(set map[int]struct{}) []int {
 	}
 	slices.Sort(out)
 	return out
+}
+
+// syncDir makes a rename in dir durable.
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	err = d.Sync()
+	if cerr := d.Close(); err == nil {
+		err = cerr
+	}
+	return err
 }
