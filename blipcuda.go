@@ -877,15 +877,36 @@ func newScores(nImages int, texts []string, prep []prepared) *Scores {
 func (m *Model) itm(ctx context.Context, f *model.ImageFeatures, image int, prep []prepared, s *Scores, row int) error {
 	s.ITMLogits[row] = make([][2]float32, len(prep))
 	s.ITMProb[row] = make([]float32, len(prep))
+	err := m.imageITM(ctx, f, image, prep, func(j int, l [2]float32) {
+		s.ITMLogits[row][j] = l
+		s.ITMProb[row][j] = matchProb(l[0], l[1])
+	})
+	if err != nil {
+		return fmt.Errorf("ITM of image %d: %w", row, err)
+	}
+	return nil
+}
+
+// imageITM runs the ITM head on image `image` of f against every text of
+// prep, in batches of TextBatch (forTextBatches), and gives set each text's
+// index and logits. The image's cross-attention keys and values are
+// computed once, for all the batches.
+func (m *Model) imageITM(ctx context.Context, f *model.ImageFeatures, image int, prep []prepared, set func(j int, l [2]float32)) error {
+	if len(prep) == 0 {
+		return nil
+	}
+	kv, err := m.net.CrossKeys(ctx, f, image)
+	if err != nil {
+		return err
+	}
+	defer kv.Free()
 	return m.forTextBatches(prep, func(p prepared) []int32 { return p.itm }, func(idx []int, tb model.TextBatch) error {
-		logits, err := m.net.ITMLogits(ctx, f, image, tb)
+		logits, err := m.net.ITMLogitsKV(ctx, kv, tb)
 		if err != nil {
-			return fmt.Errorf("ITM of image %d: %w", row, err)
+			return err
 		}
 		for k, j := range idx {
-			l0, l1 := logits[2*k], logits[2*k+1]
-			s.ITMLogits[row][j] = [2]float32{l0, l1}
-			s.ITMProb[row][j] = matchProb(l0, l1)
+			set(j, [2]float32{logits[2*k], logits[2*k+1]})
 		}
 		return nil
 	})

@@ -146,18 +146,9 @@ func (m *Model) MatchMany(ctx context.Context, queries []MatchQuery) (scores []*
 				sub[k] = prep[t]
 			}
 			logits[id] = make(map[int][2]float32, len(ids))
-			err := m.forTextBatches(sub, func(p prepared) []int32 { return p.itm }, func(idx []int, tb model.TextBatch) error {
-				l, err := m.net.ITMLogits(ctx, f, i, tb)
-				if err != nil {
-					return fmt.Errorf("ITM of image %s: %w", images[id].Name, err)
-				}
-				for k, j := range idx {
-					logits[id][ids[j]] = [2]float32{l[2*k], l[2*k+1]}
-				}
-				return nil
-			})
+			err := m.imageITM(ctx, f, i, sub, func(j int, l [2]float32) { logits[id][ids[j]] = l })
 			if err != nil {
-				return err
+				return fmt.Errorf("ITM of image %s: %w", images[id].Name, err)
 			}
 		}
 		return nil

@@ -60,6 +60,53 @@ func TestRerankMatchesMatch(t *testing.T) {
 	}
 }
 
+// TestRerankTextCandidates: texts whose embeddings are given (all, or some)
+// score exactly as RerankTexts scores them, with more texts than one batch
+// (WithTextBatch(2)) so the image's shared cross keys serve several.
+func TestRerankTextCandidates(t *testing.T) {
+	ctx := context.Background()
+	m := loadTiny(t, "tiny-base", WithTextBatch(2))
+	ims := images(t, m, []string{"scene.png"})
+	texts := []string{"a woman and her dog on a beach", "red and blue blocks", "waves!", "a dog", "two people talking on a bench"}
+	enc, err := m.EncodeImages(ctx, ims, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	img := ImageCandidate{Name: ims[0].Name, Features: enc[0].Features, Embedding: enc[0].Embedding}
+	want, err := m.RerankTexts(ctx, ImageCandidate{Name: ims[0].Name, Image: ims[0]}, texts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tenc, err := m.EncodeTexts(ctx, texts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, some := range []bool{false, true} {
+		cands := make([]TextCandidate, len(texts))
+		for j := range texts {
+			cands[j] = TextCandidate{Text: texts[j]}
+			if !some || j%2 == 0 {
+				cands[j].Embedding = tenc[j].Embedding
+			}
+		}
+		got, err := m.RerankTextCandidates(ctx, img, cands)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for j := range texts {
+			if got[j] != want[j] {
+				t.Errorf("some %v, text %d: %+v, RerankTexts %+v", some, j, got[j], want[j])
+			}
+		}
+	}
+	if _, err := m.RerankTextCandidates(ctx, img, []TextCandidate{{Text: "a dog", Embedding: make([]float32, 3)}}); err == nil {
+		t.Error("no error for a text embedding of the wrong size")
+	}
+	if _, err := m.RerankTextCandidates(ctx, img, nil); err == nil {
+		t.Error("no error without candidate texts")
+	}
+}
+
 func TestRerankErrors(t *testing.T) {
 	ctx := context.Background()
 	m := loadTiny(t, "tiny-base")

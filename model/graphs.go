@@ -13,10 +13,13 @@ import (
 // plan and replayed afterwards: one launch for the hundreds of kernels and
 // GEMMs of the layers. A plan owns the tensors the graph reads and writes
 // outside its own scratch memory: the input it is refreshed through before
-// every replay (pixels, or the text embeddings and mask), the image's cross
-// keys and values (ITM), and the output. Steps whose inputs come from the
-// host each call (token ids, the image's features) run eagerly before the
-// replay, into the plan's tensors.
+// every replay (pixels, or the text embeddings and mask) and the output.
+// Steps whose inputs come from the host each call (token ids, the image's
+// features) run eagerly before the replay, into the plan's tensors. The ITM
+// plans of a model all read the image's cross keys and values from one
+// tensor the model keeps (planKV): a CrossKeys is copied into it (one
+// device copy) when it is not the one already there, so the texts of one
+// image, in batches of any shapes, share one copy.
 
 // maxPlans bounds the plans a model keeps (least recently used evicted);
 // maxGraphImages the image batch captured: a larger batch runs long enough
@@ -47,7 +50,7 @@ type plan struct {
 	replay ops.Replay
 	in     ops.Tensor // pixels [n, 3, S, S], or text embeddings [B, L, D]
 	mask   ops.Tensor // [B, L] (text, ITM)
-	kv     ops.Tensor // [1, tokens, 2·layers·D] (ITM)
+	kv     ops.Tensor // [1, tokens, 2·layers·D] (ITM): the model's planKV, not the plan's
 	out    ops.Tensor // features [n, tokens, Dv], embeddings [B, 256], or logits [B, 2]
 	used   uint64
 }
@@ -56,7 +59,7 @@ func (p *plan) free(be ops.Backend) {
 	if p.replay != nil {
 		p.replay.Close()
 	}
-	for _, t := range []ops.Tensor{p.in, p.mask, p.kv, p.out} {
+	for _, t := range []ops.Tensor{p.in, p.mask, p.out} {
 		if t != nil {
 			be.Free(t)
 		}
@@ -78,6 +81,49 @@ func (m *Model) freePlans() {
 	for k, p := range m.plans {
 		p.free(m.be)
 		delete(m.plans, k)
+	}
+	for tokens, buf := range m.planKV {
+		m.be.Free(buf.t)
+		delete(m.planKV, tokens)
+	}
+}
+
+// planKVBuf is the cross keys and values the ITM plans of one image
+// sequence length read, [1, tokens, 2·layers·D], and the CrossKeys (id)
+// they were copied from; 0 when none is there.
+type planKVBuf struct {
+	t     ops.Tensor
+	owner uint64
+}
+
+// sharedKV returns the ITM plans' keys-and-values tensor for images of
+// `tokens` tokens, allocating it on first use.
+func (m *Model) sharedKV(tokens int) (ops.Tensor, error) {
+	if buf := m.planKV[tokens]; buf != nil {
+		return buf.t, nil
+	}
+	t, err := m.be.New(1, tokens, 2*len(m.text)*m.cfg.Text.HiddenSize)
+	if err != nil {
+		return nil, fmt.Errorf("model: allocating the graphs' cross keys and values: %w", err)
+	}
+	if m.planKV == nil {
+		m.planKV = map[int]*planKVBuf{}
+	}
+	m.planKV[tokens] = &planKVBuf{t: t}
+	return t, nil
+}
+
+// useKV puts k's keys and values where p reads them, unless they are
+// already there.
+func (m *Model) useKV(ctx context.Context, s *scratch, p *plan, k *CrossKeys) {
+	buf := m.planKV[k.Tokens()]
+	if s.err != nil || buf == nil || buf.owner == k.id {
+		return
+	}
+	buf.owner = 0
+	s.do("copying the image's cross keys and values", func() error { return m.be.CopyRows(ctx, p.kv, k.kv.t, 0) })
+	if s.err == nil {
+		buf.owner = k.id
 	}
 }
 
@@ -163,7 +209,9 @@ func (m *Model) capture(ctx context.Context, c ops.Capturer, k planKey) (_ *plan
 	case planITM:
 		alloc(&p.in, k.batch, k.length, d)
 		alloc(&p.mask, k.batch, k.length)
-		alloc(&p.kv, 1, k.tokens, 2*len(m.text)*d)
+		if err == nil {
+			p.kv, err = m.sharedKV(k.tokens)
+		}
 		alloc(&p.out, k.batch, 2)
 		body = func(s *scratch) {
 			m.itmHeadRows(ctx, s, m.textLayers(ctx, s, p.in, p.mask, &crossKV{t: p.kv, width: d}, true), p.out)

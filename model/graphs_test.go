@@ -69,6 +69,32 @@ func TestGraphsMatchEager(t *testing.T) {
 					}
 					feats.Free()
 				}
+				// Two images' cross keys, used in turn on the same plans:
+				// each switch copies the other's into the plans' tensor.
+				feats, err := m.EncodeImages(ctx, px[:2*per], 2)
+				if err != nil {
+					t.Fatal(err)
+				}
+				kv0, err := m.CrossKeys(ctx, feats, 0)
+				if err != nil {
+					t.Fatal(err)
+				}
+				kv1, err := m.CrossKeys(ctx, feats, 1)
+				if err != nil {
+					t.Fatal(err)
+				}
+				for _, tb := range []TextBatch{batchOf(texts), batchOf(texts[:1])} {
+					for _, kv := range []*CrossKeys{kv0, kv0, kv1, kv0, kv1, kv1} {
+						l, err := m.ITMLogitsKV(ctx, kv, tb)
+						if err != nil {
+							t.Fatal(err)
+						}
+						out = append(out, l)
+					}
+				}
+				kv0.Free()
+				kv1.Free()
+				feats.Free()
 				for _, tb := range []TextBatch{batchOf(fx.BLIP.InputIDs), batchOf(fx.BLIP.InputIDs[1:]), batchOf(fx.BLIP.InputIDs)} {
 					e, err := m.TextEmbeddings(ctx, tb)
 					if err != nil {

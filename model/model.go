@@ -69,6 +69,8 @@ type Model struct {
 	noGraphs bool
 	failed   map[planKey]bool // shapes whose capture failed
 	graphErr error
+	planKV   map[int]*planKVBuf // by image tokens: the ITM plans' cross keys and values
+	kvSeq    uint64             // the last CrossKeys id given
 }
 
 // New uploads w to the backend and returns the model. w must have been

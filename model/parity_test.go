@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"testing"
@@ -293,9 +294,84 @@ func TestInputErrors(t *testing.T) {
 	if _, err := m.ITMLogits(ctx, feats, 2, batchOf([][]int32{{101, 102}})); err == nil {
 		t.Error("ITMLogits accepted image 2 of 2")
 	}
+	if _, err := m.CrossKeys(ctx, feats, -1); err == nil {
+		t.Error("CrossKeys accepted image -1")
+	}
+	kv, err := m.CrossKeys(ctx, feats, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := m.ITMLogitsKV(ctx, kv, TextBatch{}); err == nil {
+		t.Error("ITMLogitsKV accepted an empty batch")
+	}
+	kv.Free()
+	kv.Free() // twice is allowed
+	if _, err := m.ITMLogitsKV(ctx, kv, batchOf([][]int32{{101, 102}})); err == nil || !strings.Contains(err.Error(), "bad input") {
+		t.Errorf("ITMLogitsKV of freed keys: err = %v, want ErrInput", err)
+	}
+	if _, err := m.ITMLogitsKV(ctx, nil, batchOf([][]int32{{101, 102}})); err == nil {
+		t.Error("ITMLogitsKV accepted nil keys")
+	}
 	feats.Free()
 	if _, err := m.ITMLogits(ctx, feats, 0, batchOf([][]int32{{101, 102}})); err == nil {
 		t.Error("ITMLogits accepted freed features")
+	}
+	if _, err := m.CrossKeys(ctx, feats, 0); err == nil {
+		t.Error("CrossKeys accepted freed features")
+	}
+}
+
+// TestCrossKeysShared: an image's cross keys and values computed once and
+// used for several batches give each batch exactly ITMLogits' logits (the
+// same operations on the same values), whichever image of a batch of
+// features they come from and in whatever order two images' keys are
+// used.
+func TestCrossKeysShared(t *testing.T) {
+	ctx := context.Background()
+	cfg := tinyConfig(t, "tiny-base")
+	m, err := New(ops.NewCPU(), cfg, RandomWeights(cfg, 11))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	size := NumChannels * cfg.Vision.ImageSize * cfg.Vision.ImageSize
+	px := make([]float32, 2*size)
+	for i := range px {
+		px[i] = float32(math.Sin(float64(i) * 0.37))
+	}
+	feats, err := m.EncodeImages(ctx, px, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer feats.Free()
+	batches := []TextBatch{
+		batchOf([][]int32{{101, 2003, 2004, 102}, {101, 2005, 102}}),
+		batchOf([][]int32{{101, 2006, 2007, 2008, 2009, 102}}),
+		batchOf([][]int32{{101, 2003, 102}, {101, 2010, 2011, 102}, {101, 102}}),
+	}
+	var kvs [2]*CrossKeys
+	for i := range kvs {
+		if kvs[i], err = m.CrossKeys(ctx, feats, i); err != nil {
+			t.Fatal(err)
+		}
+		defer kvs[i].Free()
+	}
+	for _, order := range [][]int{{0, 1}, {1, 0}, {1, 1, 0}} {
+		for bi, tb := range batches {
+			for _, i := range order {
+				want, err := m.ITMLogits(ctx, feats, i, tb)
+				if err != nil {
+					t.Fatal(err)
+				}
+				got, err := m.ITMLogitsKV(ctx, kvs[i], tb)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if !slices.Equal(got, want) {
+					t.Fatalf("image %d, batch %d: shared keys %v, per call %v", i, bi, got, want)
+				}
+			}
+		}
 	}
 }
 

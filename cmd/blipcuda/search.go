@@ -37,7 +37,7 @@ was indexed is skipped with a warning.
 Image → texts: with --image, the texts of --text and --texts are the
 collection, ranked for each image. The image is encoded once (an index with
 --features that holds it unchanged gives its stored embedding and features),
-and its cross-attention keys and values are computed once per 64 texts.
+and its cross-attention keys and values are computed once for all the texts.
 
 Scores (--score): blip (the default) ranks by the ITM match logit plus the
 ITC cosine, the score of BLIP's own retrieval evaluation; itm by P(match);
