@@ -8,7 +8,7 @@ import (
 	"github.com/blipcuda/blipcuda/ops"
 )
 
-// BenchmarkImageITM scores one image against 256 captions of 20 tokens in
+// BenchmarkImageITM scores one image against 256 captions of 35 tokens (the BLIP protocol pads to 35) in
 // batches of 64 (the root package's default TextBatch) with the real base
 // architecture (random weights) on the CPU, two ways side by side:
 //
@@ -26,7 +26,7 @@ func BenchmarkImageITM(b *testing.B) {
 	defer m.Close()
 	defer f.Free()
 	ctx := context.Background()
-	batches := benchBatches(256, 64, 20)
+	batches := benchBatches(256, 64, 35)
 	b.Run("kv=per-batch", func(b *testing.B) {
 		for b.Loop() {
 			for _, tb := range batches {

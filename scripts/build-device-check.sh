@@ -14,8 +14,8 @@
 # ignored paths named in `carry`): build into the ignored build/ folder,
 #   bash scripts/build-device-check.sh build/device-check      # ~30 MiB (must stay < 64)
 # then run `bash scripts/device-check.sh build/device-check` with
-# carry ["build/device-check"] and a timeout of about 420 s (the steps are
-# bounded at 330 s), and commit $OUT/device-check/report.md as
+# carry ["build/device-check"] and a timeout of about 480 s (the steps are
+# bounded at 400 s), and commit $OUT/device-check/report.md as
 # bench/device-check-<date>.md.
 #
 # The same directory runs the comparison with transformers (bench test binary,
@@ -32,7 +32,7 @@ dir=$(cd "$dir" && pwd)
 cd "$root"
 tree="$dir/tree"
 rm -rf "$tree" "$dir/out"   # out/: what a local run of the checks left
-mkdir -p "$tree/cuda" "$tree/ops" "$tree/model" "$tree/kernels" "$tree/testdata/tokenizer/bert-base-uncased" \
+mkdir -p "$tree/cuda" "$tree/ops" "$tree/model" "$tree/eval" "$tree/kernels" "$tree/testdata/tokenizer/bert-base-uncased" \
   "$tree/testdata/sample" "$tree/bench/testdata" "$dir/bin"
 export CGO_ENABLED=1
 # No symbol table or DWARF (-s -w): a third smaller, panics still name functions.
@@ -42,6 +42,7 @@ go test -c -ldflags "$ldflags" -o "$dir/bin/ops.test" ./ops
 go test -c -ldflags "$ldflags" -o "$dir/bin/model.test" ./model
 go test -c -ldflags "$ldflags" -o "$dir/bin/blipcuda.test" .
 go test -c -ldflags "$ldflags" -o "$dir/bin/bench.test" ./bench
+go test -c -ldflags "$ldflags" -o "$dir/bin/eval.test" ./eval
 go build -ldflags "$ldflags" -o "$dir/bin/blipcuda" ./cmd/blipcuda
 # Compressed for the carry (about 2.5× smaller); device-check.sh and
 # compare-gpu.sh unpack them first (gzip is everywhere).

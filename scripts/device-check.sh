@@ -5,7 +5,7 @@
 # scripts/build-device-check.sh. Writes $OUT/device-check/report.md plus one
 # log per step; exits non-zero when a step failed.
 #
-# Steps (each under its own timeout; the sum stays below 340 s, a GPU run
+# Steps (each under its own timeout; the sum stays below 400 s, a GPU run
 # normally takes well under half):
 #   1. nvidia-smi, driver and device                                   (10 s)
 #   2. cuda package tests on the device (graphs, header, errors)       (30 s)
@@ -17,6 +17,8 @@
 #   5. compute-sanitizer memcheck over the differential suite (f32, f16) (60 s)
 #   5b. compute-sanitizer racecheck over the attention kernels         (45 s)
 #   6. op benchmarks at BLIP shapes, F32/F16/BF16, with floors         (45 s)
+#   7. `blipcuda eval`'s phases on the GPU (base architecture, random
+#      weights: image encode, text encode, ITM re-rank per pair)        (60 s)
 set -uo pipefail
 dir=$(cd "${1:?usage: device-check.sh DIR}" && pwd)
 out="${OUT:-$dir/out}/device-check"
@@ -82,6 +84,10 @@ else
 fi
 
 step 6-bench 45 "$tree/ops" "$bin/ops.test" -test.run '^$' -test.bench 'CUDAOps' -test.benchtime 10x
+# The evaluation's phases (eval/bench_test.go) on the device; the ITC top-k
+# is CPU work, benchmarked in CI's machine class, so it is left out here.
+step 7-eval-bench 60 "$tree/eval" env BLIPCUDA_BENCH_DEVICE=cuda "$bin/eval.test" -test.run '^$' \
+  -test.bench 'Phase(Images|Texts|ITM)$' -test.benchtime 10x
 {
   echo
   echo "## Benchmarks (GPU timings, stream-synchronised)"
@@ -91,6 +97,12 @@ step 6-bench 45 "$tree/ops" "$bin/ops.test" -test.run '^$' -test.bench 'CUDAOps'
   echo
   echo '```'
   grep -E '^Benchmark' "$out/6-bench.log" || echo "(none)"
+  echo '```'
+  echo
+  echo "## blipcuda eval's phases on the GPU (float32, base architecture, coco-h: a COCO 5k run's hours, extrapolated)"
+  echo
+  echo '```'
+  grep -E '^Benchmark' "$out/7-eval-bench.log" || echo "(none)"
   echo '```'
   echo
   echo "## Device"
