@@ -10,7 +10,6 @@ import (
 
 	"github.com/blipcuda/blipcuda/internal/bounded"
 	"github.com/nlpodyssey/safetensors"
-	"golang.org/x/sys/unix"
 )
 
 // LoadSafetensors memory-maps a model.safetensors file and checks its
@@ -36,11 +35,10 @@ func LoadSafetensors(path string, cfg Config) (*Weights, error) {
 	if size > 1<<40 {
 		return nil, fmt.Errorf("%w: %s: %d bytes is too large", ErrWeights, path, size)
 	}
-	buf, err := unix.Mmap(int(f.Fd()), 0, int(size), unix.PROT_READ, unix.MAP_SHARED)
+	buf, unmap, err := mapReadOnly(f, int(size))
 	if err != nil {
-		return nil, fmt.Errorf("%w: %s: mmap: %w", ErrWeights, path, err)
+		return nil, fmt.Errorf("%w: %s: mapping: %w", ErrWeights, path, err)
 	}
-	unmap := func() error { return unix.Munmap(buf) }
 	w, err := parseSafetensors(path, buf, cfg)
 	if err != nil {
 		unmap()
