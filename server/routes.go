@@ -12,10 +12,6 @@ import (
 	"github.com/blipcuda/blipcuda"
 )
 
-// matchSchemaVersion is that of `blipcuda match --format json`, whose
-// document /v1/match returns.
-const matchSchemaVersion = 1
-
 // MatchRequest is the body of POST /v1/match.
 type MatchRequest struct {
 	// Images are base64 or data-URL images (multipart: files named images).
@@ -26,22 +22,9 @@ type MatchRequest struct {
 	Score string `json:"score,omitempty"`
 }
 
-// MatchResponse is match --format json's document.
-type MatchResponse struct {
-	SchemaVersion int            `json:"schema_version"`
-	Model         string         `json:"model"`
-	Repo          string         `json:"repo"`
-	Protocol      string         `json:"protocol"`
-	Device        string         `json:"device"`
-	Precision     string         `json:"precision"`
-	Score         string         `json:"score"`
-	Images        []string       `json:"images"`
-	Texts         []string       `json:"texts"`
-	Truncated     []bool         `json:"truncated"`
-	ITMProb       [][]float32    `json:"itm_prob"`
-	ITMLogits     [][][2]float32 `json:"itm_logits"`
-	ITC           [][]float32    `json:"itc"`
-}
+// MatchResponse is the response of POST /v1/match: the library's match
+// document, the one `blipcuda match --format json` writes.
+type MatchResponse = blipcuda.MatchDocument
 
 func (s *Server) handleMatch(w http.ResponseWriter, r *http.Request) error {
 	var req MatchRequest
@@ -62,31 +45,20 @@ func (s *Server) handleMatch(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	info := s.m.Info()
-	res := MatchResponse{SchemaVersion: matchSchemaVersion, Model: s.name, Repo: info.Repo, Protocol: string(info.Protocol),
-		Device: info.Device, Precision: info.Precision, Score: req.Score, Texts: req.Texts}
+	res := blipcuda.NewMatchDocument(s.m, s.name, req.Score, req.Texts)
 	if req.Score == "itc" {
 		// The cosine alone: no multimodal encoder.
 		ienc, tenc, err := s.embedBoth(r, images, req.Texts)
 		if err != nil {
 			return err
 		}
-		for i, e := range ienc {
-			res.Images = append(res.Images, images[i].Name)
-			res.ITC = append(res.ITC, blipcuda.ITCRow(e.Embedding, tenc))
-		}
-		for _, t := range tenc {
-			res.Truncated = append(res.Truncated, t.Truncated)
-		}
+		res.AddITC(ienc, tenc)
 	} else {
 		sc, err := s.b.Match(r.Context(), images, req.Texts)
 		if err != nil {
 			return err
 		}
-		res.Images, res.Truncated, res.ITMProb, res.ITMLogits = sc.Images, sc.Truncated, sc.ITMProb, sc.ITMLogits
-		if req.Score == "both" {
-			res.ITC = sc.ITC
-		}
+		res.AddScores(sc)
 	}
 	s.metrics.processed(len(images), len(req.Texts))
 	writeJSON(w, http.StatusOK, res)

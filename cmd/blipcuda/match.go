@@ -12,6 +12,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"reflect"
 	"sort"
 	"strconv"
 	"strings"
@@ -43,22 +44,10 @@ HF_HUB_OFFLINE is set.`,
 	run: runMatch,
 }
 
-// matchResult is what match writes; its JSON form is documented in
-// README.md and stable.
-type matchResult struct {
-	Model     string
-	Repo      string
-	Protocol  string
-	Device    string
-	Precision string
-	Score     string
-	Images    []string
-	Texts     []string
-	Truncated []bool
-	ITMProb   [][]float32    // nil with --score itc
-	ITMLogits [][][2]float32 // nil with --score itc
-	ITC       [][]float32    // nil with --score itm
-}
+// matchResult is what match writes: the library's match document, whose
+// JSON form is documented in README.md and is also the server's /v1/match
+// response.
+type matchResult = blipcuda.MatchDocument
 
 func runMatch(ctx context.Context, a *app, args []string) error {
 	var (
@@ -146,9 +135,8 @@ func runMatch(ctx context.Context, a *app, args []string) error {
 		return err
 	}
 	defer m.Close()
-	info := m.Info()
-	res := &matchResult{Model: mf.model, Repo: info.Repo, Protocol: string(info.Protocol), Device: info.Device,
-		Precision: info.Precision, Score: score, Texts: texts}
+	doc := blipcuda.NewMatchDocument(m, mf.model, score, texts)
+	res := &doc
 
 	w, file, err := a.openOutput(ctx, output)
 	if err != nil {
@@ -342,10 +330,7 @@ func (a *app) score(ctx context.Context, m *blipcuda.Model, res *matchResult, pa
 		if textEnc, err = m.EncodeTexts(ctx, res.Texts); err != nil {
 			return nil, err
 		}
-		res.Truncated = make([]bool, len(res.Texts))
-		for j, t := range textEnc {
-			res.Truncated[j] = t.Truncated
-		}
+		res.AddITC(nil, textEnc) // the truncation flags, before any image
 	}
 	err := a.forImages(ctx, m, paths, thumbs, skipBad, run, func(ds []decoded) error {
 		ims := make([]*blipcuda.Image, len(ds))
@@ -357,23 +342,15 @@ func (a *app) score(ctx context.Context, m *blipcuda.Model, res *matchResult, pa
 			if err != nil {
 				return err
 			}
-			for _, e := range enc {
-				res.ITC = append(res.ITC, blipcuda.ITCRow(e.Embedding, textEnc))
-			}
+			res.AddITC(enc, textEnc)
 		} else {
 			s, err := m.Match(ctx, ims, res.Texts)
 			if err != nil {
 				return err
 			}
-			res.ITMProb = append(res.ITMProb, s.ITMProb...)
-			res.ITMLogits = append(res.ITMLogits, s.ITMLogits...)
-			if res.Score == "both" {
-				res.ITC = append(res.ITC, s.ITC...)
-			}
-			res.Truncated = s.Truncated
+			res.AddScores(s)
 		}
 		for _, d := range ds {
-			res.Images = append(res.Images, d.name)
 			out = append(out, d.thumb)
 		}
 		return sw.images(res)
@@ -514,26 +491,32 @@ func writeMatchCSVImage(w io.Writer, r *matchResult, i, top int) error {
 	return cw.Error()
 }
 
-// matchSchemaVersion is the version of match's JSON document; it changes
-// only if a field changes meaning or goes away.
-const matchSchemaVersion = 1
-
+// writeMatchJSON writes the match document, one member per line and the
+// rows of its lists one per line (lists of booleans on one line), its
+// members in the order of blipcuda.MatchDocument's fields and under their
+// JSON names: the same document as the server's, written so that it stays
+// readable for large matrices.
 func writeMatchJSON(w io.Writer, r *matchResult) error {
-	return writeJSONObject(w, []jsonField{
-		{"schema_version", matchSchemaVersion},
-		{"model", r.Model},
-		{"repo", r.Repo},
-		{"protocol", r.Protocol},
-		{"device", r.Device},
-		{"precision", r.Precision},
-		{"score", r.Score},
-		{"images", rowsOf(r.Images)},
-		{"texts", rowsOf(r.Texts)},
-		{"truncated", r.Truncated},
-		{"itm_prob", rowsOf(r.ITMProb)},
-		{"itm_logits", rowsOf(r.ITMLogits)},
-		{"itc", rowsOf(r.ITC)},
-	})
+	v := reflect.ValueOf(*r)
+	var fields []jsonField
+	for i := range v.NumField() {
+		name, _, _ := strings.Cut(v.Type().Field(i).Tag.Get("json"), ",")
+		f := v.Field(i)
+		value := f.Interface()
+		if f.Kind() == reflect.Slice && f.Type().Elem().Kind() != reflect.Bool {
+			if f.IsNil() {
+				value = nil
+			} else {
+				rows := make(jsonRows, f.Len())
+				for k := range rows {
+					rows[k] = f.Index(k).Interface()
+				}
+				value = rows
+			}
+		}
+		fields = append(fields, jsonField{name, value})
+	}
+	return writeJSONObject(w, fields)
 }
 
 // jsonField is one member of a JSON object written by writeJSONObject.
