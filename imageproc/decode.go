@@ -133,8 +133,10 @@ func (rr *recordingReader) Read(p []byte) (int, error) {
 	return n, err
 }
 
-// sniff returns the format of the data that starts with head, or "".
-func sniff(head []byte) string {
+// Format names the image format of data that starts with head (its first
+// 12 bytes are enough) by its magic bytes: "png", "jpeg", "gif", "bmp" or
+// "webp", or "" for none of those.
+func Format(head []byte) string {
 	switch {
 	case bytes.HasPrefix(head, []byte("\x89PNG\r\n\x1a\n")):
 		return "png"
@@ -173,7 +175,7 @@ func decodeImage(r io.Reader, name string, maxPixels int, acquire func(px int64)
 	if len(head) == 0 {
 		return nil, false, fmt.Errorf("imageproc: %s: %w: empty file", name, ErrNotImage)
 	}
-	format := sniff(head)
+	format := Format(head)
 	if format == "" {
 		return nil, false, fmt.Errorf("imageproc: %s: %w: unrecognised header % x", name, ErrNotImage, head)
 	}

@@ -196,8 +196,8 @@ func TestSniff(t *testing.T) {
 		"\x89PNG\r\n\x1a\nxxxx": "png", "\xff\xd8\xff\xe0": "jpeg", "GIF87a": "gif", "GIF89a": "gif",
 		"BM\x00\x00": "bmp", "RIFF\x00\x00\x00\x00WEBP": "webp", "RIFF\x00\x00\x00\x00WAVE": "", "II*\x00": "",
 	} {
-		if got := sniff([]byte(head)); got != want {
-			t.Errorf("sniff(%q) = %q, want %q", head, got, want)
+		if got := Format([]byte(head)); got != want {
+			t.Errorf("Format(%q) = %q, want %q", head, got, want)
 		}
 	}
 }

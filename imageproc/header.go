@@ -51,7 +51,7 @@ func CheckFile(path string, maxPixels int) (Header, error) {
 		}
 		return Header{}, fmt.Errorf("imageproc: %s: %w: empty file", path, ErrNotImage)
 	}
-	format := sniff(head)
+	format := Format(head)
 	if format == "" {
 		return Header{}, fmt.Errorf("imageproc: %s: %w: unrecognised header % x", path, ErrNotImage, head)
 	}

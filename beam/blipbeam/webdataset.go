@@ -2,7 +2,6 @@ package blipbeam
 
 import (
 	"archive/tar"
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -15,6 +14,8 @@ import (
 	"github.com/apache/beam/sdks/v2/go/pkg/beam"
 	"github.com/apache/beam/sdks/v2/go/pkg/beam/io/fileio"
 	"github.com/apache/beam/sdks/v2/go/pkg/beam/register"
+
+	"github.com/blipcuda/blipcuda/imageproc"
 )
 
 // Image members of a WebDataset sample, in order of preference.
@@ -223,19 +224,16 @@ func sampleKey(p PairScore) string {
 	return newBlob([]byte(p.Image + "\x00" + p.Caption)).sha256[:16]
 }
 
-// imageExt names an image's format by its magic bytes.
+// imageExt is the file extension WebDataset readers expect for an image's
+// format (imageproc.Format), "jpg" for JPEG and for what no magic bytes
+// name.
 func imageExt(data []byte) string {
-	switch {
-	case bytes.HasPrefix(data, []byte("\x89PNG")):
-		return "png"
-	case bytes.HasPrefix(data, []byte("GIF8")):
-		return "gif"
-	case bytes.HasPrefix(data, []byte("BM")):
-		return "bmp"
-	case len(data) >= 12 && string(data[:4]) == "RIFF" && string(data[8:12]) == "WEBP":
-		return "webp"
+	switch f := imageproc.Format(data); f {
+	case "", "jpeg":
+		return "jpg"
+	default:
+		return f
 	}
-	return "jpg"
 }
 
 // checkShards refuses a shard count that is not positive (a construction
