@@ -131,6 +131,9 @@ func runEval(ctx context.Context, a *app, args []string) error {
 			len(missing), len(col.Entries)), "first", first.Image)
 	}
 	for _, o := range []struct{ flag, path string }{{"--output", ef.output}, {"--scores", ef.scores}, {"--checkpoint", ef.checkpoint}} {
+		if ef.index != "" && o.path != "" && !isStdout(o.path) && within(absPath(ef.index), absPath(o.path)) {
+			return usagef("%s %s is inside the index %s, which eval only reads: name another output", o.flag, o.path, ef.index)
+		}
 		if err := checkOutputPath(o.flag, o.path); err != nil {
 			return err
 		}

@@ -174,7 +174,7 @@ func (s *indexStore) report(a *app) {
 			msg += fmt.Sprintf(" %d changed since they were indexed (e.g. %s; 'blipcuda index' updates the index)", s.changed, s.firstChanged)
 		}
 		if s.read == 0 {
-			msg += fmt.Sprintf("; none of the images is in the index: is it the index of these files? (it holds %d images, under paths relative to %s)",
+			msg += fmt.Sprintf("; none of the images is in the index: is it the index of these files? (it holds %d image(s), under paths relative to %s)",
 				s.ix.Len(), filepath.Dir(absPath(dir)))
 		}
 		a.log.Warn(msg)

@@ -225,6 +225,20 @@ func TestEvalIndex(t *testing.T) {
 			t.Errorf("stderr lacks %q:\n%s", w, r.stderr)
 		}
 	}
+	tr = mustRun(t, runOpts{dir: tmp}, "eval", ann, "--images", ev, "--k", "16", "--index", part)
+	if !strings.Contains(tr.stdout, "index "+part+": ITC embeddings of 29 of 36 images (it stores no features: the ITM re-rank "+
+		"encoded the images again); 7 encoded from their files") {
+		t.Errorf("table:\n%s", tr.stdout)
+	}
+
+	// An index of other images: none found, said so.
+	unrelated := filepath.Join(tmp, "unrelated.blipidx")
+	mustRun(t, runOpts{}, "index", "-o", unrelated, "-m", model, genImages(t, filepath.Join(tmp, "another"), 1, 8)[0])
+	r = mustRun(t, runOpts{dir: tmp}, "eval", ann, "--images", ev, "--k", "16", "--index", unrelated, "-f", "json")
+	if !strings.Contains(r.stderr, "36 of 36 images will be encoded from their files: 36 not in the index") ||
+		!strings.Contains(r.stderr, "none of the images is in the index: is it the index of these files? (it holds 1 image(s)") {
+		t.Errorf("stderr:\n%s", r.stderr)
+	}
 }
 
 // filesOf returns the paths under dir of the fixture images named by imgs.

@@ -292,6 +292,12 @@ func TestEvalBadInput(t *testing.T) {
 		{"empty caption list", append([]string{"eval", emptyCaps}, m...), exitFailure, []string{"emptycaps.json", "entry 1", "caption list is empty"}},
 		{"duplicate images", append([]string{"eval", dup}, m...), exitFailure, []string{"dup.json", "entry 2", "already entry 1"}},
 		{"unreadable image", append([]string{"eval", notImage}, m...), exitFailure, []string{"entry 2", "annotations.json"}},
+		{"index missing", append([]string{"eval", good, "--index", filepath.Join(dir, "none.blipidx")}, m...), exitFailure,
+			[]string{"index", "none.blipidx", "no such file"}},
+		{"index not an index", append([]string{"eval", good, "--index", good}, m...), exitFailure,
+			[]string{"not a blipcuda index", "annotations.json is a file"}},
+		{"output inside the index", append([]string{"eval", good, "--index", filepath.Join(dir, "x.blipidx"),
+			"-o", filepath.Join(dir, "x.blipidx", "index.db")}, m...), exitUsage, []string{"--output", "inside the index", "x.blipidx"}},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			args := c.args
