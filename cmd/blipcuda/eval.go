@@ -42,7 +42,17 @@ per phase. An interrupted run (Ctrl-C, a crash) resumes when the same command
 is run again, from a checkpoint file beside the output (--checkpoint); it is
 removed when the run completes. A missing or unreadable image is an error
 unless --skip-missing leaves it out, with its captions, which the output then
-states.`,
+states.
+
+--index NAME.blipidx reuses an index built by 'blipcuda index' with the same
+model (the default model is then the index's; another is refused): an image
+whose file has the SHA-256 of a record (its own path's, or another's: a moved
+dataset) is not encoded; its stored embedding goes to the ITC pass, and its
+stored features (float16: the ITM logits differ slightly from a run on the
+files) to the re-rank, or, in an index without --features, the image is
+encoded again when its re-rank comes. Images not in the index, or changed
+since, are encoded from their files, counted in a warning. The index does
+not record the device and precision it was built in; the output says so.`,
 	env: append(append([]string{}, hubEnv...), "BLIPCUDA_MODEL"),
 	run: runEval,
 }
