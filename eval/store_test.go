@@ -13,6 +13,16 @@ import (
 	"github.com/blipcuda/blipcuda"
 )
 
+// tinyFixture is the tiny model and testdata/eval's annotations.
+func tinyFixture(t *testing.T) (*blipcuda.Model, *Collection) {
+	t.Helper()
+	c, err := ReadAnnotations(annotations)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tiny(t), c
+}
+
 // mapStore is an ImageStore in memory: the vectors of some images, encoded
 // by the model, with the calls counted.
 type mapStore struct {
@@ -72,11 +82,7 @@ func newMapStore(t *testing.T, m *blipcuda.Model, c *Collection, hold, withFeatu
 // vectors are the model's own here); a store that fails to give an image's
 // features makes it encode that image, with a warning.
 func TestStore(t *testing.T) {
-	m := tiny(t)
-	c, err := ReadAnnotations(annotations)
-	if err != nil {
-		t.Fatal(err)
-	}
+	m, c := tinyFixture(t)
 	ref, err := Evaluate(context.Background(), m, c, Options{ImagesRoot: fixtureDir, K: 12})
 	if err != nil {
 		t.Fatal(err)
@@ -134,11 +140,7 @@ func TestStore(t *testing.T) {
 // image's are another's, as a stale index would give): its row follows
 // them, not the file.
 func TestStoreVectorsUsed(t *testing.T) {
-	m := tiny(t)
-	c, err := ReadAnnotations(annotations)
-	if err != nil {
-		t.Fatal(err)
-	}
+	m, c := tinyFixture(t)
 	c = c.Subset([]int{0, 1, 2, 3, 4, 5, 6, 7, 8, 9})
 	all := []int{0, 1, 2, 3, 4, 5, 6, 7, 8, 9}
 	s := newMapStore(t, m, c, all, all)
@@ -179,11 +181,7 @@ func TestStoreVectorsUsed(t *testing.T) {
 // resumed by the other; a store run resumes its own, with the store's
 // features for the images left.
 func TestStoreFingerprint(t *testing.T) {
-	m := tiny(t)
-	c, err := ReadAnnotations(annotations)
-	if err != nil {
-		t.Fatal(err)
-	}
+	m, c := tinyFixture(t)
 	o := Options{ImagesRoot: fixtureDir, K: 12}
 	plain, err := Fingerprint(m, c, o)
 	if err != nil {
