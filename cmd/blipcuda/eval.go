@@ -193,6 +193,10 @@ func runEval(ctx context.Context, a *app, args []string) error {
 			{Role: "the checkpoint", Path: opts.Checkpoint}}, inputs); err != nil {
 			return usagef("%v (choose another with --checkpoint)", err)
 		}
+		if ef.index != "" && within(absPath(ef.index), absPath(opts.Checkpoint)) {
+			return usagef("the checkpoint %s would be inside the index %s, which eval only reads: choose another with --checkpoint",
+				opts.Checkpoint, ef.index)
+		}
 		if _, err := os.Stat(opts.Checkpoint); err == nil {
 			a.log.Info("resuming from the checkpoint " + opts.Checkpoint)
 		} else {

@@ -7,6 +7,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -170,6 +171,15 @@ func TestEvalIndex(t *testing.T) {
 	if !strings.Contains(tr.stdout, "index "+feat+": ITC embeddings of 36 of 36 images, float16 features of 36 for the ITM re-rank") ||
 		!strings.Contains(tr.stdout, "does not record the device and precision") {
 		t.Errorf("table:\n%s", tr.stdout)
+	}
+
+	// Run from inside the index, the default checkpoint would be written
+	// there: refused; the index is left as it was.
+	before := listDir(t, feat)
+	wantFail(t, run(t, runOpts{dir: feat}, "eval", ann, "--images", ev, "--k", "16", "--index", "."),
+		exitUsage, "the checkpoint", "inside the index", "--checkpoint")
+	if after := listDir(t, feat); !slices.Equal(after, before) {
+		t.Errorf("the index directory held %v, now %v", before, after)
 	}
 
 	// Without features: the run on the files' numbers.
