@@ -20,6 +20,10 @@
 // direction asked for it), and the pairs are grouped by image so that each
 // image's cross-attention keys and values are computed once for all of its
 // candidates.
+//
+// Options.Store (an ImageStore; `blipcuda eval --index` fills it from an
+// index) supplies vectors computed before, in place of encoding the images
+// it holds.
 package eval
 
 import (

@@ -9,10 +9,8 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"runtime"
 	"sort"
 	"strings"
-	"sync"
 
 	"github.com/blipcuda/blipcuda"
 )
@@ -58,6 +56,12 @@ type Options struct {
 	// ImageBatch is how many images are decoded and encoded at once
 	// (default 32).
 	ImageBatch int
+	// Store, if not nil, supplies vectors computed before (`blipcuda eval
+	// --index`): the images it holds are not encoded for the ITC pass, and
+	// their ITM re-rank uses its features when it has them, else encodes
+	// them again when their turn comes, ImageBatch at a time (so the
+	// features of the whole collection are never held at once).
+	Store ImageStore
 }
 
 // textChunk is how many texts are encoded between progress reports.
@@ -90,6 +94,11 @@ type Result struct {
 	// checkpoint; ResumedEmbeddings reports that the ITC embeddings did.
 	Resumed           int
 	ResumedEmbeddings bool
+	// FromStore is the number of images whose ITC embeddings came from
+	// Options.Store, FeaturesFromStore the number whose ITM re-rank used
+	// its features. (In a resumed run, the images the checkpoint covers
+	// are counted by what the store holds now.)
+	FromStore, FeaturesFromStore int
 }
 
 // ErrMissingImage reports an image that is missing or cannot be decoded
@@ -181,16 +190,16 @@ func Evaluate(ctx context.Context, m *blipcuda.Model, c *Collection, o Options) 
 	// Images: embeddings (and features, kept for the ITM phase).
 	feats := map[int][]float32{} // by kept index
 	if st.kept == nil {
-		kept, emb, f, skipped, err := encodeImages(ctx, m, c, o, progress, warn)
+		s, err := imagePhase(ctx, m, c, o, progress, warn)
 		if err != nil {
 			return nil, err
 		}
-		if len(kept) == 0 {
+		if len(s.kept) == 0 {
 			return nil, fmt.Errorf("%w: none of the %d images could be read", ErrMissingImage, len(c.Entries))
 		}
-		st.kept, st.imgEmb, feats, r.Skipped = kept, emb, f, skipped
+		st.kept, st.imgEmb, feats, r.Skipped, r.FromStore = s.kept, s.emb, s.feats, s.skipped, s.fromStore
 		if cp != nil {
-			if err := cp.appendImages(kept, emb); err != nil {
+			if err := cp.appendImages(st.kept, st.imgEmb); err != nil {
 				return nil, err
 			}
 		}
@@ -203,6 +212,13 @@ func Evaluate(ctx context.Context, m *blipcuda.Model, c *Collection, o Options) 
 		col = c.Subset(st.kept)
 	}
 	r.Collection = col
+	if r.ResumedEmbeddings {
+		for i := range col.Entries {
+			if storeHas(o, col, i, func(emb, _ bool) bool { return emb }) {
+				r.FromStore++
+			}
+		}
+	}
 
 	// Texts.
 	if st.txtEmb == nil {
@@ -267,6 +283,9 @@ func Evaluate(ctx context.Context, m *blipcuda.Model, c *Collection, o Options) 
 				return nil, fmt.Errorf("checkpoint %s: image %d's candidates differ from this run's", o.Checkpoint, i)
 			}
 			r.Resumed++
+			if storeHas(o, col, i, func(_, f bool) bool { return f }) {
+				r.FeaturesFromStore++
+			}
 			continue
 		}
 		remaining += len(pairs[i])
@@ -280,24 +299,32 @@ func Evaluate(ctx context.Context, m *blipcuda.Model, c *Collection, o Options) 
 			continue
 		}
 		if feats[i] == nil {
-			// Resumed: the features were not kept; encode this image and
-			// the next ones that need them.
-			var need []int
-			for j := i; j < nImg && len(need) < o.ImageBatch; j++ {
-				if _, ok := st.itm[j]; !ok && feats[j] == nil {
+			feats[i] = storedVector(ctx, m, o.Store, ImagePath(o.ImagesRoot, col.Entries[i].Image), true, warn)
+			if feats[i] != nil {
+				r.FeaturesFromStore++
+			}
+		}
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		if feats[i] == nil {
+			// Not kept (a resumed run, or the store gave the embedding
+			// only): encode this image and the next ones that need it.
+			need := []int{i}
+			for j := i + 1; j < nImg && len(need) < o.ImageBatch; j++ {
+				if _, ok := st.itm[j]; !ok && feats[j] == nil && !storeHas(o, col, j, func(_, f bool) bool { return f }) {
 					need = append(need, j)
 				}
 			}
-			sub := c.Subset(keptEntries(st.kept, need))
-			_, _, f, skipped, err := encodeImages(ctx, m, sub, Options{ImagesRoot: o.ImagesRoot, ImageBatch: o.ImageBatch}, nil, warn)
+			enc, skipped, err := encodeImages(ctx, m, c, keptEntries(st.kept, need), Options{ImagesRoot: o.ImagesRoot, ImageBatch: o.ImageBatch}, nil, warn)
 			if err != nil {
 				return nil, err
 			}
 			if len(skipped) > 0 {
 				return nil, skipped[0].Err
 			}
-			for k, j := range need {
-				feats[j] = f[k]
+			for _, j := range need {
+				feats[j] = enc[st.kept[j]].Features
 			}
 		}
 		enc := blipcuda.ImageEncoding{Name: col.Entries[i].Image, Features: feats[i],
@@ -398,6 +425,19 @@ func equalInt32(a, b []int32) bool {
 	return true
 }
 
+func storeID(s ImageStore) string {
+	if s == nil {
+		return ""
+	}
+	return "store " + s.ID()
+}
+
+// storeHas reports whether o.Store holds (by which, given Has's answer)
+// the vectors of col's image i.
+func storeHas(o Options, col *Collection, i int, which func(emb, feats bool) bool) bool {
+	return o.Store != nil && which(o.Store.Has(ImagePath(o.ImagesRoot, col.Entries[i].Image)))
+}
+
 // keptEntries maps kept-image indices to entry indices.
 func keptEntries(kept, idx []int) []int {
 	out := make([]int, len(idx))
@@ -422,73 +462,10 @@ func skippedFrom(c *Collection, kept []int) []Skipped {
 	return out
 }
 
-// encodeImages decodes and encodes c's images, o.ImageBatch at a time,
-// decoding in parallel. It returns the entries kept, their embeddings and
-// features, and (with o.SkipMissing) those left out.
-func encodeImages(ctx context.Context, m *blipcuda.Model, c *Collection, o Options,
-	progress func(Phase, int, int), warn func(string)) (kept []int, emb [][]float32, feats map[int][]float32, skipped []Skipped, err error) {
-	if progress == nil {
-		progress = func(Phase, int, int) {}
-	}
-	feats = map[int][]float32{}
-	n := len(c.Entries)
-	progress(PhaseImages, 0, n)
-	for first := 0; first < n; first += o.ImageBatch {
-		last := min(first+o.ImageBatch, n)
-		imgs := make([]*blipcuda.Image, last-first)
-		errs := make([]error, last-first)
-		var wg sync.WaitGroup
-		sem := make(chan struct{}, max(1, runtime.GOMAXPROCS(0)))
-		for k := range imgs {
-			wg.Add(1)
-			sem <- struct{}{}
-			go func() {
-				defer wg.Done()
-				defer func() { <-sem }()
-				p := ImagePath(o.ImagesRoot, c.Entries[first+k].Image)
-				imgs[k], errs[k] = m.LoadImage(p)
-			}()
-		}
-		wg.Wait()
-		if err := ctx.Err(); err != nil {
-			return nil, nil, nil, nil, err
-		}
-		var batch []*blipcuda.Image
-		var idx []int
-		for k, e := range errs {
-			i := first + k
-			if e != nil {
-				s := Skipped{Entry: i + 1, Image: c.Entries[i].Image, Err: &ImageError{Source: c.Source, Entry: i + 1,
-					Path: ImagePath(o.ImagesRoot, c.Entries[i].Image), Err: e}}
-				if !o.SkipMissing {
-					return nil, nil, nil, nil, s.Err
-				}
-				skipped = append(skipped, s)
-				warn(fmt.Sprintf("skipping %v", s.Err))
-				continue
-			}
-			batch = append(batch, imgs[k])
-			idx = append(idx, i)
-		}
-		if len(batch) > 0 {
-			enc, err := m.EncodeImages(ctx, batch, true)
-			if err != nil {
-				return nil, nil, nil, nil, err
-			}
-			for k, e := range enc {
-				feats[len(kept)] = e.Features
-				kept = append(kept, idx[k])
-				emb = append(emb, e.Embedding)
-			}
-		}
-		progress(PhaseImages, last, n)
-	}
-	return kept, emb, feats, skipped, nil
-}
-
 // Fingerprint names a run for its checkpoint: what decides its results
 // (the annotations, the images root, the model's weights and architecture,
-// protocol, device, precision, k and SkipMissing), as a hex SHA-256.
+// protocol, device, precision, k, SkipMissing and the Store's ID), as a hex
+// SHA-256.
 func Fingerprint(m *blipcuda.Model, c *Collection, o Options) (string, error) {
 	info := m.Info()
 	root, err := filepath.Abs(o.ImagesRoot)
@@ -506,7 +483,8 @@ func Fingerprint(m *blipcuda.Model, c *Collection, o Options) (string, error) {
 		Config                           any
 		K                                int
 		SkipMissing                      bool
-	}{c.Entries, root, weights, info.Device, info.Precision, info.Protocol, info.Config, o.K, o.SkipMissing})
+		Store                            string `json:",omitempty"` // a run without one keeps its fingerprint of before
+	}{c.Entries, root, weights, info.Device, info.Precision, info.Protocol, info.Config, o.K, o.SkipMissing, storeID(o.Store)})
 	if err != nil {
 		return "", err
 	}

@@ -9,9 +9,11 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/blipcuda/blipcuda"
 	"github.com/blipcuda/blipcuda/eval"
+	"github.com/blipcuda/blipcuda/index"
 	"github.com/blipcuda/blipcuda/internal/outfile"
 	"github.com/blipcuda/blipcuda/internal/progress"
 )
@@ -40,16 +42,27 @@ per phase. An interrupted run (Ctrl-C, a crash) resumes when the same command
 is run again, from a checkpoint file beside the output (--checkpoint); it is
 removed when the run completes. A missing or unreadable image is an error
 unless --skip-missing leaves it out, with its captions, which the output then
-states.`,
+states.
+
+--index NAME.blipidx reuses an index built by 'blipcuda index' with the same
+model (the default model is then the index's; another is refused): an image
+whose file has the SHA-256 of a record (its own path's, or another's: a moved
+dataset) is not encoded; its stored embedding goes to the ITC pass, and its
+stored features (float16: the ITM logits differ slightly from a run on the
+files) to the re-rank, or, in an index without --features, the image is
+encoded again when its re-rank comes. Images not in the index, or changed
+since, are encoded from their files, counted in a warning. The index does
+not record the device and precision it was built in; the output says so.`,
 	env: append(append([]string{}, hubEnv...), "BLIPCUDA_MODEL"),
 	run: runEval,
 }
 
 // evalFlags are eval's own flags.
 type evalFlags struct {
-	images, format, output, scores, checkpoint string
-	k                                          int
-	skipMissing, noCheckpoint                  bool
+	images, format, output, scores, checkpoint, index string
+	k                                                 int
+	skipMissing, noCheckpoint                         bool
+	wait                                              time.Duration
 }
 
 func runEval(ctx context.Context, a *app, args []string) error {
@@ -60,7 +73,12 @@ func runEval(ctx context.Context, a *app, args []string) error {
 	fs := newFlagSet("eval")
 	fs.str(&ef.images, "images", "i", "", "ROOT", "the directory the annotation file's image paths are relative to (required)")
 	fs.integer(&ef.k, "k", "", 256, "N", "candidates re-ranked by ITM per image and per text (BLIP: 256 for COCO, 128 for Flickr30k)")
+	fs.str(&ef.index, "index", "", "", "NAME.blipidx",
+		"reuse the vectors of an index built by 'blipcuda index' with the same model: its ITC embeddings, and its float16 features "+
+			"for the ITM re-rank when it has them; images not in it, or changed since, are encoded from their files")
+	waitFlag(fs, &ef.wait)
 	mf.register(fs)
+	modelFromIndex(fs, "with --index, ")
 	fs.str(&ef.format, "format", "f", "table", "table|json", "output format")
 	fs.str(&ef.output, "output", "o", "", "FILE", "write the results to FILE (atomically) instead of stdout")
 	fs.str(&ef.scores, "scores", "", "", "FILE.safetensors",
@@ -123,6 +141,9 @@ func runEval(ctx context.Context, a *app, args []string) error {
 			len(missing), len(col.Entries)), "first", first.Image)
 	}
 	for _, o := range []struct{ flag, path string }{{"--output", ef.output}, {"--scores", ef.scores}, {"--checkpoint", ef.checkpoint}} {
+		if ef.index != "" && o.path != "" && !isStdout(o.path) && within(absPath(ef.index), absPath(o.path)) {
+			return usagef("%s %s is inside the index %s, which eval only reads: name another output", o.flag, o.path, ef.index)
+		}
 		if err := checkOutputPath(o.flag, o.path); err != nil {
 			return err
 		}
@@ -131,6 +152,17 @@ func runEval(ctx context.Context, a *app, args []string) error {
 	if err := outfile.Clash([]outfile.Use{{Role: "--output", Path: ef.output}, {Role: "--scores", Path: ef.scores},
 		{Role: "--checkpoint", Path: ef.checkpoint}}, inputs); err != nil {
 		return usagef("%v", err)
+	}
+
+	var ix *index.Index
+	if ef.index != "" {
+		if ix, err = openIndexToRead(ctx, ef.index, ef.wait, fs, &mf); err != nil {
+			return err
+		}
+		defer ix.Close()
+		if _, ok := ix.Model(); !ok || ix.Len() == 0 {
+			return fmt.Errorf("index %s holds no images yet: run 'blipcuda index' first", ef.index)
+		}
 	}
 
 	m, err := a.loadModel(ctx, &mf)
@@ -142,6 +174,17 @@ func runEval(ctx context.Context, a *app, args []string) error {
 
 	opts := eval.Options{ImagesRoot: ef.images, K: ef.k, SkipMissing: ef.skipMissing,
 		Warn: func(s string) { a.log.Warn(s) }}
+	if ix != nil {
+		if err := checkIndexModel(ix, m, mf.model); err != nil {
+			return err
+		}
+		store, err := a.newIndexStore(ctx, ix, col, ef.images)
+		if err != nil {
+			return err
+		}
+		store.report(a)
+		opts.Store = store
+	}
 	if !ef.noCheckpoint {
 		if opts.Checkpoint, err = defaultCheckpoint(m, col, opts, ef); err != nil {
 			return err
@@ -149,6 +192,10 @@ func runEval(ctx context.Context, a *app, args []string) error {
 		if err := outfile.Clash([]outfile.Use{{Role: "--output", Path: ef.output}, {Role: "--scores", Path: ef.scores},
 			{Role: "the checkpoint", Path: opts.Checkpoint}}, inputs); err != nil {
 			return usagef("%v (choose another with --checkpoint)", err)
+		}
+		if ef.index != "" && within(absPath(ef.index), absPath(opts.Checkpoint)) {
+			return usagef("the checkpoint %s would be inside the index %s, which eval only reads: choose another with --checkpoint",
+				opts.Checkpoint, ef.index)
 		}
 		if _, err := os.Stat(opts.Checkpoint); err == nil {
 			a.log.Info("resuming from the checkpoint " + opts.Checkpoint)
@@ -182,6 +229,9 @@ func runEval(ctx context.Context, a *app, args []string) error {
 			r.Truncated, len(r.Collection.Texts), m.TruncationLimit()))
 	}
 	res := newEvalResult(annPath, mf.model, info, col, r)
+	if ix != nil {
+		res.Index, res.IndexFeatures = ef.index, ix.HasFeatures()
+	}
 	if err := a.writeEvalOutputs(ctx, ef, res, r); err != nil {
 		return err
 	}
@@ -225,6 +275,10 @@ type evalResult struct {
 	Split       *eval.Split
 	Published   *eval.Published
 	FineTuned   string // "coco", "flickr30k" or "" (unknown), from the model's name
+	// Index is --index ("" without), IndexFeatures whether it stores
+	// features.
+	Index         string
+	IndexFeatures bool
 }
 
 func newEvalResult(ann, model string, info blipcuda.Info, full *eval.Collection, r *eval.Result) *evalResult {
@@ -303,6 +357,11 @@ func (res *evalResult) header(r *eval.Result) []jsonField {
 			"txt_r1": p.TR[0], "txt_r5": p.TR[1], "txt_r10": p.TR[2], "img_r1": p.IR[0], "img_r5": p.IR[1], "img_r10": p.IR[2],
 			"note": "the Hub model cards do not say which row of the paper's table each checkpoint reproduces: these are the paper's figures for this architecture"}
 	}
+	var idx, note any
+	encoded := 0
+	if res.Index != "" {
+		idx, note, encoded = res.Index, indexNote(res.IndexFeatures && r.FeaturesFromStore > 0), len(r.Collection.Entries)-r.FromStore
+	}
 	skipped := make([]map[string]any, len(r.Skipped))
 	for i, s := range r.Skipped {
 		skipped[i] = map[string]any{"entry": s.Entry, "image": s.Image, "error": errorText(s.Err)}
@@ -324,6 +383,11 @@ func (res *evalResult) header(r *eval.Result) []jsonField {
 		{"skipped", skipped},
 		{"truncated_texts", r.Truncated},
 		{"itm_pairs", r.Pairs},
+		{"index", idx},
+		{"index_images", r.FromStore},
+		{"index_features", r.FeaturesFromStore > 0},
+		{"index_encoded", encoded},
+		{"index_note", note},
 		{"schema_version", evalSchemaVersion},
 	}
 }
@@ -364,6 +428,20 @@ func writeEvalTable(w io.Writer, res *evalResult, r *eval.Result) error {
 		ew.printf(" (BLIP's k_test: 256 for COCO, 128 for Flickr30k)")
 	}
 	ew.printf("\n")
+	if res.Index != "" {
+		n := len(r.Collection.Entries)
+		ew.printf("  index %s: ITC embeddings of %d of %d images", res.Index, r.FromStore, n)
+		switch {
+		case r.FeaturesFromStore > 0:
+			ew.printf(", float16 features of %d for the ITM re-rank", r.FeaturesFromStore)
+		case !res.IndexFeatures:
+			ew.printf(" (it stores no features: the ITM re-rank encoded the images again)")
+		}
+		if r.FromStore < n {
+			ew.printf("; %d encoded from their files", n-r.FromStore)
+		}
+		ew.printf("\n    (%s)\n", indexNote(r.FeaturesFromStore > 0))
+	}
 	if n := len(r.Skipped); n > 0 {
 		ew.printf("  SKIPPED %d missing or unreadable image(s) and their captions (--skip-missing): the figures are over "+
 			"the rest and not comparable with a full run\n", n)
@@ -396,6 +474,15 @@ func writeEvalTable(w io.Writer, res *evalResult, r *eval.Result) error {
 		}
 	}
 	return ew.err
+}
+
+// indexNote is the caveat of scores computed from an index's vectors.
+func indexNote(features bool) string {
+	s := "the index does not record the device and precision its vectors were computed in: from another, they differ slightly from this run's own"
+	if features {
+		s += "; its features are float16, so the ITM logits differ slightly from a run on the image files"
+	}
+	return s
 }
 
 // writeEvalScores writes BLIP's two score matrices as safetensors, with

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"math"
@@ -92,28 +91,19 @@ func TestEvalFixture(t *testing.T) {
 		t.Errorf("left in the output directory: %v (the checkpoint must go once the run is complete)", left)
 	}
 
-	sb, err := os.ReadFile(scores)
-	if err != nil {
-		t.Fatal(err)
-	}
-	st, err := safetensors.Deserialize(sb)
-	if err != nil {
-		t.Fatal(err)
-	}
+	got2 := evalScores(t, scores)
 	nImg, nTxt := len(want.I2T), len(want.T2I)
 	for _, m := range []struct {
 		name string
 		rows []evalRow
 		n    int
 	}{{"i2t", want.I2T, nTxt}, {"t2i", want.T2I, nImg}} {
-		tv, ok := st.Tensor(m.name)
-		if !ok || tv.DType() != safetensors.F32 || !slices.Equal(tv.Shape(), []uint64{uint64(len(m.rows)), uint64(m.n)}) {
-			t.Fatalf("%s: %v", m.name, tv)
+		g := got2[m.name]
+		if len(g) != len(m.rows) || len(g[0]) != m.n {
+			t.Fatalf("%s: %d×%d, want %d×%d", m.name, len(g), len(g[0]), len(m.rows), m.n)
 		}
-		d := tv.Data()
 		for i, row := range m.rows {
-			for j := 0; j < m.n; j++ {
-				v := math.Float32frombits(binary.LittleEndian.Uint32(d[4*(i*m.n+j):]))
+			for j, v := range g[i] {
 				k := slices.Index(row.Cols, j)
 				switch {
 				case k < 0 && v != -100:
@@ -123,6 +113,10 @@ func TestEvalFixture(t *testing.T) {
 				}
 			}
 		}
+	}
+	sb, err := os.ReadFile(scores)
+	if err != nil {
+		t.Fatal(err)
 	}
 	_, meta, err := safetensors.ReadMetadata(sb)
 	if err != nil {
@@ -292,6 +286,12 @@ func TestEvalBadInput(t *testing.T) {
 		{"empty caption list", append([]string{"eval", emptyCaps}, m...), exitFailure, []string{"emptycaps.json", "entry 1", "caption list is empty"}},
 		{"duplicate images", append([]string{"eval", dup}, m...), exitFailure, []string{"dup.json", "entry 2", "already entry 1"}},
 		{"unreadable image", append([]string{"eval", notImage}, m...), exitFailure, []string{"entry 2", "annotations.json"}},
+		{"index missing", append([]string{"eval", good, "--index", filepath.Join(dir, "none.blipidx")}, m...), exitFailure,
+			[]string{"index", "none.blipidx", "no such file"}},
+		{"index not an index", append([]string{"eval", good, "--index", good}, m...), exitFailure,
+			[]string{"not a blipcuda index", "annotations.json is a file"}},
+		{"output inside the index", append([]string{"eval", good, "--index", filepath.Join(dir, "x.blipidx"),
+			"-o", filepath.Join(dir, "x.blipidx", "index.db")}, m...), exitUsage, []string{"--output", "inside the index", "x.blipidx"}},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			args := c.args

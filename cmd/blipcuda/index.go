@@ -63,10 +63,7 @@ func runIndex(ctx context.Context, a *app, args []string) error {
 	)
 	flags := newFlagSet("index")
 	mf.register(flags)
-	if f := flags.Lookup("model"); f != nil { // an index knows its model
-		f.Usage += "; default: the model recorded in the index, else " + f.DefValue
-		f.DefValue = ""
-	}
+	modelFromIndex(flags, "")
 	flags.str(&out, "output", "o", defaultIndex, "NAME.blipidx", "the index directory to create or update")
 	flags.Var(flags.Lookup("output").Value, "index", "same as --output")
 	flags.boolean(&features, "features", "", "also store the raw image features (float16), so that search re-ranks without re-encoding images: "+

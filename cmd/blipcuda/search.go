@@ -107,12 +107,8 @@ func runSearch(ctx context.Context, a *app, args []string) error {
 	flags.str(&output, "output", "o", "", "FILE", "write the results to FILE (atomically) instead of stdout")
 	flags.str(&plot, "plot", "", "", "FILE.png|FILE.html", "also draw a contact sheet of the results")
 	mf.register(flags)
-	if f := flags.Lookup("model"); f != nil { // an index knows its model
-		f.Usage += "; default: the model recorded in the index, else " + f.DefValue
-		f.DefValue = ""
-	}
-	flags.DurationVar(&wait, "wait", time.Second, "how long to wait for the index's database while an index run commits a batch")
-	flags.add("wait", "", "DURATION")
+	modelFromIndex(flags, "")
+	waitFlag(flags, &wait)
 	pos, err := a.parse(flags, args)
 	if err != nil {
 		return err
@@ -190,17 +186,12 @@ func runSearch(ctx context.Context, a *app, args []string) error {
 
 	var ix *index.Index
 	if indexPath != "" {
-		if ix, err = index.Open(ctx, indexPath, index.Options{Wait: wait}); err != nil {
+		if ix, err = openIndexToRead(ctx, indexPath, wait, flags, &mf); err != nil {
 			return err
 		}
 		defer ix.Close()
-		recorded, ok := ix.Model()
-		if !ok || ix.Len() == 0 {
-			if !imageMode {
-				return fmt.Errorf("index %s holds no images yet: run 'blipcuda index' first", indexPath)
-			}
-		} else if !flagGiven(flags, "model") {
-			mf.model = recorded.Name
+		if _, ok := ix.Model(); (!ok || ix.Len() == 0) && !imageMode {
+			return fmt.Errorf("index %s holds no images yet: run 'blipcuda index' first", indexPath)
 		}
 	}
 	m, err := a.loadModel(ctx, &mf)
@@ -209,10 +200,8 @@ func runSearch(ctx context.Context, a *app, args []string) error {
 	}
 	defer m.Close()
 	if ix != nil {
-		if recorded, ok := ix.Model(); ok {
-			if err := recorded.Check(index.ModelOf(m, mf.model)); err != nil {
-				return fmt.Errorf("index %s: %w", indexPath, err)
-			}
+		if err := checkIndexModel(ix, m, mf.model); err != nil {
+			return err
 		}
 	}
 	info := m.Info()
