@@ -172,8 +172,16 @@ func BenchmarkPhaseITM(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	img := blipcuda.ImageEncoding{Name: "synthetic", Features: enc[0].Features, Tokens: enc[0].Tokens, Width: enc[0].Width}
-	texts := cocoCaptions(128)
+	img := blipcuda.ImageCandidate{Name: "synthetic", Features: enc[0].Features, Embedding: enc[0].Embedding}
+	captions := cocoCaptions(128)
+	tenc, err := m.EncodeTexts(ctx, captions)
+	if err != nil {
+		b.Fatal(err)
+	}
+	texts := make([]blipcuda.TextCandidate, len(captions))
+	for j, e := range tenc {
+		texts[j] = blipcuda.TextCandidate{Text: captions[j], Embedding: e.Embedding}
+	}
 	b.ResetTimer()
 	for b.Loop() {
 		if _, err := matchLogits(ctx, m, img, texts); err != nil {

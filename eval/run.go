@@ -327,13 +327,12 @@ func Evaluate(ctx context.Context, m *blipcuda.Model, c *Collection, o Options) 
 				feats[j] = enc[st.kept[j]].Features
 			}
 		}
-		enc := blipcuda.ImageEncoding{Name: col.Entries[i].Image, Features: feats[i],
-			Tokens: m.Info().Config.NumImageTokens(), Width: m.Info().Config.Vision.HiddenSize}
-		texts := make([]string, len(pairs[i]))
+		img := blipcuda.ImageCandidate{Name: col.Entries[i].Image, Features: feats[i], Embedding: st.imgEmb[i]}
+		texts := make([]blipcuda.TextCandidate, len(pairs[i]))
 		for k, t := range pairs[i] {
-			texts[k] = col.Texts[t]
+			texts[k] = blipcuda.TextCandidate{Text: col.Texts[t], Embedding: st.txtEmb[t]}
 		}
-		logits, err := matchLogits(ctx, m, enc, texts)
+		logits, err := matchLogits(ctx, m, img, texts)
 		if err != nil {
 			return nil, fmt.Errorf("image %s: %w", col.Entries[i].Image, err)
 		}
@@ -375,21 +374,19 @@ func Evaluate(ctx context.Context, m *blipcuda.Model, c *Collection, o Options) 
 
 // matchLogits returns the ITM match logit (index 1 of [no-match, match],
 // the raw logit BLIP's evaluation adds to the sim) of each text against
-// one image's features, the image's cross-attention keys and values
-// computed once per text batch and shared by it. It is the one place the
-// evaluation calls the model's re-ranking. It goes through MatchFeatures
-// without an embedding, which runs only the multimodal encoder (the same
-// per-image ITM path as Model.RerankTexts); RerankTexts would also run the
-// text encoder for each candidate's ITC score, which the evaluation has
-// already, about three quarters of an ITM pass again per pair.
-func matchLogits(ctx context.Context, m *blipcuda.Model, img blipcuda.ImageEncoding, texts []string) ([]float32, error) {
-	s, err := m.MatchFeatures(ctx, []blipcuda.ImageEncoding{img}, texts)
+// one image: the library's re-rank of texts against an image
+// (Model.RerankTextCandidates, as `blipcuda search --image` re-ranks), given
+// the embeddings the evaluation has already so that no text is encoded
+// again. The image's cross-attention keys and values are computed once for
+// all its candidates.
+func matchLogits(ctx context.Context, m *blipcuda.Model, img blipcuda.ImageCandidate, texts []blipcuda.TextCandidate) ([]float32, error) {
+	scores, err := m.RerankTextCandidates(ctx, img, texts)
 	if err != nil {
 		return nil, err
 	}
 	out := make([]float32, len(texts))
-	for j, l := range s.ITMLogits[0] {
-		out[j] = l[1]
+	for j, s := range scores {
+		out[j] = s.ITMLogits[1]
 	}
 	return out, nil
 }
