@@ -28,9 +28,10 @@ func waitFlag(flags *flagSet, wait *time.Duration) {
 	flags.add("wait", "", "DURATION")
 }
 
-// openIndexToRead opens an index for reading (it is never written) and,
-// when it has recorded its model and holds images and --model was not
-// given, makes that model mf's.
+// openIndexToRead opens an index for reading (it is never written), wait
+// being how long each read may wait for a commit in progress (0: the
+// index's default, 1 s), and, when it has recorded its model and holds
+// images and --model was not given, makes that model mf's.
 func openIndexToRead(ctx context.Context, path string, wait time.Duration, flags *flagSet, mf *modelFlags) (*index.Index, error) {
 	ix, err := index.Open(ctx, path, index.Options{Wait: wait})
 	if err != nil {

@@ -125,16 +125,12 @@ func runServe(ctx context.Context, a *app, args []string) error {
 
 	var ix *index.Index
 	if sf.index != "" {
-		if ix, err = index.Open(ctx, sf.index, index.Options{}); err != nil {
+		if ix, err = openIndexToRead(ctx, sf.index, 0, fs, &mf); err != nil {
 			return err
 		}
 		defer ix.Close()
-		recorded, ok := ix.Model()
-		if !ok || ix.Len() == 0 {
+		if _, ok := ix.Model(); !ok || ix.Len() == 0 {
 			return fmt.Errorf("index %s holds no images yet: run 'blipcuda index' first", sf.index)
-		}
-		if !flagGiven(fs, "model") {
-			mf.model = recorded.Name
 		}
 	}
 	m, err := a.loadModel(ctx, &mf)
@@ -143,9 +139,8 @@ func runServe(ctx context.Context, a *app, args []string) error {
 	}
 	defer m.Close()
 	if ix != nil {
-		recorded, _ := ix.Model()
-		if err := recorded.Check(index.ModelOf(m, mf.model)); err != nil {
-			return fmt.Errorf("index %s: %w", sf.index, err)
+		if err := checkIndexModel(ix, m, mf.model); err != nil {
+			return err
 		}
 	}
 	wait := sf.batchWait
