@@ -460,9 +460,9 @@ func skippedFrom(c *Collection, kept []int) []Skipped {
 }
 
 // Fingerprint names a run for its checkpoint: what decides its results
-// (the annotations, the images root, the model's weights and architecture,
-// protocol, device, precision, k, SkipMissing and the Store's ID), as a hex
-// SHA-256.
+// (the annotations, the images root, each image file's size and
+// modification time, the model's weights and architecture, protocol,
+// device, precision, k, SkipMissing and the Store's ID), as a hex SHA-256.
 func Fingerprint(m *blipcuda.Model, c *Collection, o Options) (string, error) {
 	info := m.Info()
 	root, err := filepath.Abs(o.ImagesRoot)
@@ -473,15 +473,25 @@ func Fingerprint(m *blipcuda.Model, c *Collection, o Options) (string, error) {
 	if st, err := os.Stat(weights); err == nil {
 		weights = fmt.Sprintf("%s %d %d", weights, st.Size(), st.ModTime().UnixNano())
 	}
+	// Each image file's size and modification time (or its absence), so
+	// that a run whose images changed since the checkpoint starts over
+	// instead of mixing their old vectors with new ones.
+	files := make([]string, len(c.Entries))
+	for i, e := range c.Entries {
+		if st, err := os.Stat(ImagePath(o.ImagesRoot, e.Image)); err == nil {
+			files[i] = fmt.Sprintf("%d %d", st.Size(), st.ModTime().UnixNano())
+		}
+	}
 	b, err := json.Marshal(struct {
 		Entries                          []Entry
+		Files                            []string
 		Root, Weights, Device, Precision string
 		Protocol                         blipcuda.Protocol
 		Config                           any
 		K                                int
 		SkipMissing                      bool
-		Store                            string `json:",omitempty"` // a run without one keeps its fingerprint of before
-	}{c.Entries, root, weights, info.Device, info.Precision, info.Protocol, info.Config, o.K, o.SkipMissing, storeID(o.Store)})
+		Store                            string `json:",omitempty"`
+	}{c.Entries, files, root, weights, info.Device, info.Precision, info.Protocol, info.Config, o.K, o.SkipMissing, storeID(o.Store)})
 	if err != nil {
 		return "", err
 	}

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/blipcuda/blipcuda"
 )
@@ -209,6 +210,28 @@ func TestStoreFingerprint(t *testing.T) {
 	}
 	if plain == withStore || withStore == other || plain == emptyID {
 		t.Errorf("fingerprints: without a store %s, with %s, with another %s, with an empty ID %s", plain, withStore, other, emptyID)
+	}
+	// An image file rewritten since (here: only its modification time)
+	// makes another run: the checkpoint is not resumed with its vectors.
+	root := t.TempDir()
+	if err := os.CopyFS(root, os.DirFS(fixtureDir)); err != nil {
+		t.Fatal(err)
+	}
+	o = Options{ImagesRoot: root, K: 12}
+	before, err := Fingerprint(m, c, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	img := ImagePath(root, c.Entries[3].Image)
+	st, err := os.Stat(img)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chtimes(img, st.ModTime(), st.ModTime().Add(time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	if after, err := Fingerprint(m, c, o); err != nil || after == before {
+		t.Errorf("an image file changed and the fingerprint did not (%v)", err)
 	}
 
 	ref, err := Evaluate(context.Background(), m, c, Options{ImagesRoot: fixtureDir, K: 12})
