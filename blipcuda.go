@@ -622,15 +622,39 @@ func (m *Model) prepare(texts []string) ([]prepared, error) {
 		if len(enc.IDs) <= 2 {
 			return nil, fmt.Errorf("%w: text %d (%s) has no tokens", ErrEmptyText, i, bounded.Quote(text))
 		}
-		p := prepared{itc: enc.IDs, itm: enc.IDs, truncated: enc.Truncated}
-		if m.opts.Protocol == ProtocolBLIP {
-			p.itm = append([]int32{tokenizer.EncID}, enc.IDs[1:]...)
-			// pre_caption keeps the first 30 words: more is a truncation too.
-			if len(strings.Split(tokenizer.PreCaption(text, math.MaxInt32), " ")) > blipMaxWords {
-				p.truncated = true
-			}
-		}
-		out[i] = p
+		// pre_caption keeps the first 30 words: more is a truncation too.
+		truncated := enc.Truncated || m.opts.Protocol == ProtocolBLIP &&
+			len(strings.Split(tokenizer.PreCaption(text, math.MaxInt32), " ")) > blipMaxWords
+		out[i] = m.prepared(enc.IDs, truncated)
+	}
+	return out, nil
+}
+
+// prepared returns the ITC and ITM token ids of a text whose ITC ids
+// (starting with [CLS]) are ids: under the blip protocol the ITM branch
+// has [ENC] in place of [CLS], as BLIP's models were trained; under hf the
+// ids are the same.
+func (m *Model) prepared(ids []int32, truncated bool) prepared {
+	p := prepared{itc: ids, itm: ids, truncated: truncated}
+	if m.opts.Protocol == ProtocolBLIP {
+		p.itm = append([]int32{tokenizer.EncID}, ids[1:]...)
+	}
+	return p
+}
+
+// Tokenize tokenises texts under the model's protocol, as EncodeTexts does
+// before running the text encoder: each encoding has its Text, Tokens and
+// Truncated, and no Embedding. RerankEncodedTexts takes them, so that a
+// caller re-ranking the same texts against many images tokenises them
+// once.
+func (m *Model) Tokenize(texts []string) ([]TextEncoding, error) {
+	prep, err := m.prepare(texts)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]TextEncoding, len(texts))
+	for i, p := range prep {
+		out[i] = TextEncoding{Text: texts[i], Tokens: p.itc, Truncated: p.truncated}
 	}
 	return out, nil
 }

@@ -142,33 +142,25 @@ func (m *Model) RerankImages(ctx context.Context, text string, candidates []Imag
 	return out, nil
 }
 
-// TextCandidate is a text to re-rank against an image, with its ITC
-// embedding when the caller has it already.
-type TextCandidate struct {
-	// Text is the candidate text, prepared under the model's protocol.
-	Text string
-	// Embedding is the text's ITC embedding (TextEncoding.Embedding from
-	// this model). When nil the text encoder computes it.
-	Embedding []float32
-}
-
 // RerankTexts scores k candidate texts against one image with both heads.
 // The image is encoded once (or its features uploaded once), and its
 // cross-attention keys and values are computed once and shared by every
 // text batch. Scores come back in the texts' order.
 func (m *Model) RerankTexts(ctx context.Context, image ImageCandidate, texts []string) ([]RerankScore, error) {
-	cands := make([]TextCandidate, len(texts))
+	encs := make([]TextEncoding, len(texts))
 	for i, t := range texts {
-		cands[i].Text = t
+		encs[i].Text = t
 	}
-	return m.RerankTextCandidates(ctx, image, cands)
+	return m.RerankEncodedTexts(ctx, image, encs)
 }
 
-// RerankTextCandidates is RerankTexts for texts whose ITC embeddings may be
-// known (from EncodeTexts, an index, an evaluation's text pass): those are
-// not encoded again, which saves about a third of the work per text. The
-// others are encoded as RerankTexts does.
-func (m *Model) RerankTextCandidates(ctx context.Context, image ImageCandidate, texts []TextCandidate) ([]RerankScore, error) {
+// RerankEncodedTexts is RerankTexts for texts this model has tokenised or
+// encoded before (Tokenize, EncodeTexts, or those read back from a store):
+// a text with Tokens is not tokenised again (Tokens and Truncated are
+// taken as Tokenize gave them), and one with an Embedding is not encoded
+// again, which saves about a third of the work per text. The others are
+// prepared as RerankTexts prepares them.
+func (m *Model) RerankEncodedTexts(ctx context.Context, image ImageCandidate, texts []TextEncoding) ([]RerankScore, error) {
 	if err := m.lock(); err != nil {
 		return nil, err
 	}
@@ -177,48 +169,64 @@ func (m *Model) RerankTextCandidates(ctx context.Context, image ImageCandidate, 
 		return nil, errors.New("blipcuda: no candidate texts")
 	}
 	dim := m.net.Config().ImageTextHiddenSize
-	strs := make([]string, len(texts))
-	var need []int // texts without an embedding
+	prep := make([]prepared, len(texts))
+	var raw, unencoded []int // texts to tokenise, texts to encode
 	for j, t := range texts {
-		strs[j] = t.Text
 		switch {
 		case t.Embedding == nil:
-			need = append(need, j)
+			unencoded = append(unencoded, j)
 		case len(t.Embedding) != dim:
 			return nil, fmt.Errorf("blipcuda: text %d: embedding of %d values, want %d", j, len(t.Embedding), dim)
 		}
+		if t.Tokens == nil {
+			raw = append(raw, j)
+			continue
+		}
+		if len(t.Tokens) < 3 {
+			return nil, fmt.Errorf("%w: text %d: %d tokens given", ErrEmptyText, j, len(t.Tokens))
+		}
+		prep[j] = m.prepared(t.Tokens, t.Truncated)
 	}
-	prep, err := m.prepare(strs)
-	if err != nil {
-		return nil, err
+	if len(raw) > 0 {
+		strs := make([]string, len(raw))
+		for k, j := range raw {
+			strs[k] = texts[j].Text
+		}
+		p, err := m.prepare(strs)
+		if err != nil {
+			return nil, err
+		}
+		for k, j := range raw {
+			prep[j] = p[k]
+		}
 	}
 	temb := make([][]float32, len(texts))
 	for j, t := range texts {
 		temb[j] = t.Embedding
 	}
-	if len(need) > 0 {
-		sub, subPrep := make([]string, len(need)), make([]prepared, len(need))
-		for k, j := range need {
-			sub[k], subPrep[k] = strs[j], prep[j]
+	if len(unencoded) > 0 {
+		sub, subPrep := make([]string, len(unencoded)), make([]prepared, len(unencoded))
+		for k, j := range unencoded {
+			sub[k], subPrep[k] = texts[j].Text, prep[j]
 		}
 		enc, err := m.encodeTexts(ctx, sub, subPrep)
 		if err != nil {
 			return nil, err
 		}
-		for k, j := range need {
+		for k, j := range unencoded {
 			temb[j] = enc[k].Embedding
 		}
 	}
 	cands := []ImageCandidate{image}
 	var out []RerankScore
-	err = m.forCandidates(ctx, cands, func(idx []int, f *model.ImageFeatures) error {
+	err := m.forCandidates(ctx, cands, func(idx []int, f *model.ImageFeatures) error {
 		emb, err := m.candidateEmbeddings(ctx, cands, idx, f)
 		if err != nil {
 			return err
 		}
 		out = make([]RerankScore, len(texts))
 		err = m.imageITM(ctx, f, 0, prep, func(j int, l [2]float32) {
-			out[j] = RerankScore{Index: j, Name: strs[j], ITMLogits: l, ITMProb: matchProb(l[0], l[1]),
+			out[j] = RerankScore{Index: j, Name: texts[j].Text, ITMLogits: l, ITMProb: matchProb(l[0], l[1]),
 				ITC: dotExact(emb[0], temb[j]), Truncated: prep[j].truncated}
 		})
 		if err != nil {

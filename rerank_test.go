@@ -2,6 +2,8 @@ package blipcuda
 
 import (
 	"context"
+	"slices"
+	"strings"
 	"testing"
 )
 
@@ -60,50 +62,81 @@ func TestRerankMatchesMatch(t *testing.T) {
 	}
 }
 
-// TestRerankTextCandidates: texts whose embeddings are given (all, or some)
-// score exactly as RerankTexts scores them, with more texts than one batch
-// (WithTextBatch(2)) so the image's shared cross keys serve several.
-func TestRerankTextCandidates(t *testing.T) {
+// TestRerankEncodedTexts: texts given with their tokens, their embeddings,
+// both or neither (Tokenize, EncodeTexts) score exactly as RerankTexts
+// scores them, with more texts than one batch (WithTextBatch(2)) so the
+// image's shared cross keys serve several, under both protocols.
+func TestRerankEncodedTexts(t *testing.T) {
 	ctx := context.Background()
-	m := loadTiny(t, "tiny-base", WithTextBatch(2))
-	ims := images(t, m, []string{"scene.png"})
-	texts := []string{"a woman and her dog on a beach", "red and blue blocks", "waves!", "a dog", "two people talking on a bench"}
-	enc, err := m.EncodeImages(ctx, ims, true)
-	if err != nil {
-		t.Fatal(err)
-	}
-	img := ImageCandidate{Name: ims[0].Name, Features: enc[0].Features, Embedding: enc[0].Embedding}
-	want, err := m.RerankTexts(ctx, ImageCandidate{Name: ims[0].Name, Image: ims[0]}, texts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tenc, err := m.EncodeTexts(ctx, texts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, some := range []bool{false, true} {
-		cands := make([]TextCandidate, len(texts))
-		for j := range texts {
-			cands[j] = TextCandidate{Text: texts[j]}
-			if !some || j%2 == 0 {
-				cands[j].Embedding = tenc[j].Embedding
-			}
+	for _, protocol := range []Protocol{ProtocolBLIP, ProtocolHF} {
+		m := loadTiny(t, "tiny-base", WithTextBatch(2), WithProtocol(protocol))
+		ims := images(t, m, []string{"scene.png"})
+		texts := []string{"a woman and her dog on a beach", "red and blue blocks", "waves!", "a dog",
+			strings.Repeat("two people talking on a bench ", 7)}
+		enc, err := m.EncodeImages(ctx, ims, true)
+		if err != nil {
+			t.Fatal(err)
 		}
-		got, err := m.RerankTextCandidates(ctx, img, cands)
+		img := ImageCandidate{Name: ims[0].Name, Features: enc[0].Features, Embedding: enc[0].Embedding}
+		want, err := m.RerankTexts(ctx, ImageCandidate{Name: ims[0].Name, Image: ims[0]}, texts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if protocol == ProtocolBLIP && !want[4].Truncated {
+			t.Error("a 35-word text is not reported truncated")
+		}
+		tenc, err := m.EncodeTexts(ctx, texts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		tok, err := m.Tokenize(texts)
 		if err != nil {
 			t.Fatal(err)
 		}
 		for j := range texts {
-			if got[j] != want[j] {
-				t.Errorf("some %v, text %d: %+v, RerankTexts %+v", some, j, got[j], want[j])
+			if !slices.Equal(tok[j].Tokens, tenc[j].Tokens) || tok[j].Truncated != tenc[j].Truncated || tok[j].Embedding != nil {
+				t.Errorf("%s: Tokenize(%q) = %+v, EncodeTexts gave %v %v", protocol, texts[j], tok[j], tenc[j].Tokens, tenc[j].Truncated)
 			}
 		}
-	}
-	if _, err := m.RerankTextCandidates(ctx, img, []TextCandidate{{Text: "a dog", Embedding: make([]float32, 3)}}); err == nil {
-		t.Error("no error for a text embedding of the wrong size")
-	}
-	if _, err := m.RerankTextCandidates(ctx, img, nil); err == nil {
-		t.Error("no error without candidate texts")
+		for _, mode := range []string{"encoded", "tokenised", "some of each"} {
+			given := make([]TextEncoding, len(texts))
+			for j := range texts {
+				switch {
+				case mode == "encoded":
+					given[j] = tenc[j]
+				case mode == "tokenised":
+					given[j] = tok[j]
+				case j%2 == 0:
+					given[j] = TextEncoding{Text: texts[j], Embedding: tenc[j].Embedding}
+				default:
+					given[j] = TextEncoding{Text: texts[j]}
+				}
+			}
+			got, err := m.RerankEncodedTexts(ctx, img, given)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for j := range texts {
+				if got[j] != want[j] {
+					t.Errorf("%s, %s, text %d: %+v, RerankTexts %+v", protocol, mode, j, got[j], want[j])
+				}
+			}
+		}
+		if _, err := m.RerankEncodedTexts(ctx, img, []TextEncoding{{Text: "a dog", Embedding: make([]float32, 3)}}); err == nil {
+			t.Error("no error for a text embedding of the wrong size")
+		}
+		if _, err := m.RerankEncodedTexts(ctx, img, []TextEncoding{{Text: "a dog", Tokens: []int32{101}}}); err == nil {
+			t.Error("no error for one token")
+		}
+		if _, err := m.RerankEncodedTexts(ctx, img, []TextEncoding{{Text: "a dog", Tokens: []int32{101, 1 << 30, 102}}}); err == nil {
+			t.Error("no error for a token outside the vocabulary")
+		}
+		if _, err := m.RerankEncodedTexts(ctx, img, nil); err == nil {
+			t.Error("no error without candidate texts")
+		}
+		if _, err := m.Tokenize([]string{"a dog", "  "}); err == nil {
+			t.Error("Tokenize accepted an empty text")
+		}
 	}
 }
 

@@ -220,10 +220,14 @@ func Evaluate(ctx context.Context, m *blipcuda.Model, c *Collection, o Options) 
 		}
 	}
 
-	// Texts.
+	// Texts: their ITC embeddings, and their tokens (txt, without the
+	// embeddings), kept for the ITM re-rank so that no text is tokenised
+	// again for each image that has it among its candidates.
+	var txt []blipcuda.TextEncoding
 	if st.txtEmb == nil {
 		progress(PhaseTexts, 0, len(col.Texts))
 		st.txtEmb = make([][]float32, 0, len(col.Texts))
+		txt = make([]blipcuda.TextEncoding, 0, len(col.Texts))
 		for first := 0; first < len(col.Texts); first += textChunk {
 			last := min(first+textChunk, len(col.Texts))
 			enc, err := m.EncodeTexts(ctx, col.Texts[first:last])
@@ -232,6 +236,8 @@ func Evaluate(ctx context.Context, m *blipcuda.Model, c *Collection, o Options) 
 			}
 			for _, e := range enc {
 				st.txtEmb = append(st.txtEmb, e.Embedding)
+				e.Embedding = nil
+				txt = append(txt, e)
 				if e.Truncated {
 					st.truncated++
 				}
@@ -245,6 +251,8 @@ func Evaluate(ctx context.Context, m *blipcuda.Model, c *Collection, o Options) 
 		}
 	} else if len(st.txtEmb) != len(col.Texts) {
 		return nil, fmt.Errorf("checkpoint %s: %d text embeddings for %d texts", o.Checkpoint, len(st.txtEmb), len(col.Texts))
+	} else if txt, err = m.Tokenize(col.Texts); err != nil { // resumed: the checkpoint keeps no tokens
+		return nil, err
 	}
 	r.Truncated = st.truncated
 
@@ -328,9 +336,10 @@ func Evaluate(ctx context.Context, m *blipcuda.Model, c *Collection, o Options) 
 			}
 		}
 		img := blipcuda.ImageCandidate{Name: col.Entries[i].Image, Features: feats[i], Embedding: st.imgEmb[i]}
-		texts := make([]blipcuda.TextCandidate, len(pairs[i]))
+		texts := make([]blipcuda.TextEncoding, len(pairs[i]))
 		for k, t := range pairs[i] {
-			texts[k] = blipcuda.TextCandidate{Text: col.Texts[t], Embedding: st.txtEmb[t]}
+			texts[k] = txt[t]
+			texts[k].Embedding = st.txtEmb[t]
 		}
 		logits, err := matchLogits(ctx, m, img, texts)
 		if err != nil {
@@ -375,12 +384,13 @@ func Evaluate(ctx context.Context, m *blipcuda.Model, c *Collection, o Options) 
 // matchLogits returns the ITM match logit (index 1 of [no-match, match],
 // the raw logit BLIP's evaluation adds to the sim) of each text against
 // one image: the library's re-rank of texts against an image
-// (Model.RerankTextCandidates, as `blipcuda search --image` re-ranks), given
-// the embeddings the evaluation has already so that no text is encoded
-// again. The image's cross-attention keys and values are computed once for
-// all its candidates.
-func matchLogits(ctx context.Context, m *blipcuda.Model, img blipcuda.ImageCandidate, texts []blipcuda.TextCandidate) ([]float32, error) {
-	scores, err := m.RerankTextCandidates(ctx, img, texts)
+// (Model.RerankEncodedTexts; `blipcuda search --image` re-ranks through
+// RerankTexts), given the tokens and embeddings the evaluation has already,
+// so that no text is tokenised or encoded again. The image's
+// cross-attention keys and values are computed once for all its
+// candidates.
+func matchLogits(ctx context.Context, m *blipcuda.Model, img blipcuda.ImageCandidate, texts []blipcuda.TextEncoding) ([]float32, error) {
+	scores, err := m.RerankEncodedTexts(ctx, img, texts)
 	if err != nil {
 		return nil, err
 	}
