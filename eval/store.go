@@ -119,8 +119,8 @@ func storedVector(ctx context.Context, m *blipcuda.Model, store ImageStore, path
 	return v
 }
 
-// encodeImages decodes and encodes the images of c's entries (all of them
-// when entries is nil), o.ImageBatch at a time, decoding in parallel, and
+// encodeImages decodes and encodes the images of c's entries (none when
+// entries is empty), o.ImageBatch at a time, decoding in parallel, and
 // calls tick with the number of images done after each batch. It returns
 // the encodings by entry index and (with o.SkipMissing) the images left
 // out.

@@ -113,15 +113,15 @@ func (m *Model) sharedKV(tokens int) (ops.Tensor, error) {
 	return t, nil
 }
 
-// useKV puts k's keys and values where p reads them, unless they are
-// already there.
-func (m *Model) useKV(ctx context.Context, s *scratch, p *plan, k *CrossKeys) {
+// useKV puts k's keys and values where the ITM plans read them, unless
+// they are already there.
+func (m *Model) useKV(ctx context.Context, s *scratch, k *CrossKeys) {
 	buf := m.planKV[k.Tokens()]
 	if s.err != nil || buf == nil || buf.owner == k.id {
 		return
 	}
 	buf.owner = 0
-	s.do("copying the image's cross keys and values", func() error { return m.be.CopyRows(ctx, p.kv, k.kv.t, 0) })
+	s.do("copying the image's cross keys and values", func() error { return m.be.CopyRows(ctx, buf.t, k.kv.t, 0) })
 	if s.err == nil {
 		buf.owner = k.id
 	}

@@ -327,7 +327,7 @@ func (m *Model) ITMLogitsKV(ctx context.Context, k *CrossKeys, tb TextBatch) ([]
 	if p := m.graphPlan(ctx, planKey{kind: planITM, batch: b, length: n, tokens: tokens}); p != nil {
 		m.textEmbed(ctx, s, tb, p.in)
 		s.do("writing the text mask", func() error { return p.cap.Write(ctx, p.mask, tb.additiveMask()) })
-		m.useKV(ctx, s, p, k)
+		m.useKV(ctx, s, k)
 		s.do("multimodal encoder (replay)", func() error { return p.replay.Launch(ctx) })
 		logits = p.out
 	} else {

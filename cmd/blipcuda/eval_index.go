@@ -124,11 +124,7 @@ func hashFiles(ctx context.Context, paths []string, prog *progress.Counter) []st
 
 // ID is the index's absolute path and whether its features are used.
 func (s *indexStore) ID() string {
-	dir, err := filepath.Abs(s.ix.Dir())
-	if err != nil {
-		dir = s.ix.Dir()
-	}
-	return fmt.Sprintf("blipcuda index %s, features %v", dir, s.ix.HasFeatures())
+	return fmt.Sprintf("blipcuda index %s, features %v", absPath(s.ix.Dir()), s.ix.HasFeatures())
 }
 
 // Has reports whether the image at path has a record with its content.
